@@ -1,0 +1,245 @@
+//! `/wireless-gateways`: create, get, list, patch, delete, and the read-only views
+//! of what the gateway reported (firmware-information, gateway-statistics).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiJson, ApiQuery, Page};
+use crate::app::{now, App};
+use crate::eui::Eui;
+use crate::store::{Gateway, GatewayPatch, NewGateway, StoreError};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/wireless-gateways", get(list).post(create))
+        .route("/wireless-gateways/{id}", get(get_one).patch(patch).delete(delete))
+        .route("/wireless-gateways/{id}/firmware-information", get(firmware))
+        .route("/wireless-gateways/{id}/gateway-statistics", get(statistics))
+}
+
+pub const RF_REGIONS: &[&str] = &[
+    "EU868", "US915", "AU915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "KR920", "IN865",
+    "CN470", "EU433",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateBody {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(rename = "LoRaWAN")]
+    lorawan: LoRaWanIn,
+    // AWS fields with no meaning here: accepted and ignored.
+    #[serde(default, rename = "Tags")]
+    _tags: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "ClientRequestToken")]
+    _client_request_token: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct LoRaWanIn {
+    gateway_eui: Eui,
+    rf_region: String,
+    sub_bands: Option<Vec<u8>>,
+    join_eui_filters: Option<Vec<[Eui; 2]>>,
+    net_id_filters: Option<Vec<String>>,
+}
+
+fn validate(l: &LoRaWanIn) -> Result<(), ApiError> {
+    if !RF_REGIONS.contains(&l.rf_region.as_str()) {
+        return Err(ApiError::validation(format!(
+            "LoRaWAN.RfRegion {:?} is not one of {RF_REGIONS:?}",
+            l.rf_region
+        )));
+    }
+    if let Some(sb) = &l.sub_bands {
+        if !matches!(l.rf_region.as_str(), "US915" | "AU915") {
+            return Err(ApiError::validation(
+                "LoRaWAN.SubBands only applies to US915 and AU915",
+            ));
+        }
+        if sb.is_empty() || sb.iter().any(|b| !(1..=8).contains(b)) {
+            return Err(ApiError::validation(
+                "LoRaWAN.SubBands must list sub-bands 1 to 8",
+            ));
+        }
+    }
+    for f in l.join_eui_filters.iter().flatten() {
+        if f[0] > f[1] {
+            return Err(ApiError::validation(format!(
+                "LoRaWAN.JoinEuiFilters range [{}, {}] has start after end",
+                f[0], f[1]
+            )));
+        }
+    }
+    for n in l.net_id_filters.iter().flatten() {
+        if n.len() != 6 || !n.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::validation(format!(
+                "LoRaWAN.NetIdFilters entry {n:?} is not a NetID of 6 hex digits"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn lorawan_json(g: &Gateway) -> Value {
+    let mut l = json!({"GatewayEui": g.gw.eui, "RfRegion": g.gw.rf_region});
+    if let Some(sb) = &g.gw.sub_bands {
+        l["SubBands"] = json!(sb);
+    }
+    if let Some(f) = &g.gw.join_eui_filters {
+        l["JoinEuiFilters"] = json!(f);
+    }
+    if let Some(f) = &g.gw.net_id_filters {
+        l["NetIdFilters"] = json!(f);
+    }
+    l
+}
+
+fn gateway_json(g: &Gateway) -> Value {
+    json!({
+        "Id": g.gw.id,
+        "Name": g.gw.name,
+        "Description": g.gw.description,
+        "LoRaWAN": lorawan_json(g),
+        "LastUplinkReceivedAt": g.last_report.as_ref().map(|r| r.at.clone()),
+    })
+}
+
+async fn create(State(app): State<App>, ApiJson(b): ApiJson<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+    validate(&b.lorawan)?;
+    let id = crate::app::new_id();
+    let eui = b.lorawan.gateway_eui;
+    app.store
+        .create_gateway(NewGateway {
+            id: id.clone(),
+            eui,
+            name: b.name.unwrap_or_else(|| eui.to_string()),
+            description: b.description,
+            rf_region: Some(b.lorawan.rf_region),
+            sub_bands: b.lorawan.sub_bands,
+            join_eui_filters: b.lorawan.join_eui_filters,
+            net_id_filters: b.lorawan.net_id_filters,
+            created_at: now(),
+        })
+        .await?;
+    tracing::info!(gateway = %eui, id = %id, "gateway created");
+    Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IdentifierQuery {
+    identifier_type: Option<String>,
+}
+
+/// Resolves a path identifier: a gateway Id, or (with `identifierType=GatewayEui`,
+/// or when it parses as an EUI and is no Id) its EUI.
+pub(super) async fn find(app: &App, ident: &str, kind: Option<&str>) -> Result<Gateway, ApiError> {
+    let by_eui = |e: &str| -> Result<Eui, ApiError> {
+        e.parse().map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
+    };
+    let result = match kind {
+        Some("GatewayEui") => app.store.gateway_by_eui(by_eui(ident)?).await,
+        Some("WirelessGatewayId") | None => match app.store.gateway(ident.to_string()).await {
+            Err(StoreError::NotFound) if kind.is_none() && ident.parse::<Eui>().is_ok() => {
+                app.store.gateway_by_eui(by_eui(ident)?).await
+            }
+            other => other,
+        },
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "identifierType {other:?} must be GatewayEui or WirelessGatewayId"
+            )))
+        }
+    };
+    result.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found(format!("wireless gateway {ident}")),
+        other => other.into(),
+    })
+}
+
+async fn get_one(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<IdentifierQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let g = find(&app, &id, q.identifier_type.as_deref()).await?;
+    Ok(Json(gateway_json(&g)))
+}
+
+async fn list(State(app): State<App>, ApiQuery(page): ApiQuery<Page>) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let mut rows = app.store.list_gateways(page.next_token, limit + 1).await?;
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last().map(|g| g.gw.id.clone())
+    });
+    let mut out = json!({"WirelessGatewayList": rows.iter().map(gateway_json).collect::<Vec<_>>()});
+    if let Some(Some(t)) = next {
+        out["NextToken"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+async fn patch(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PatchBody>,
+) -> Result<StatusCode, ApiError> {
+    let g = find(&app, &id, None).await?;
+    app.store
+        .patch_gateway(
+            g.gw.id,
+            GatewayPatch {
+                name: b.name,
+                description: b.description,
+            },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let g = find(&app, &id, None).await?;
+    app.store.delete_gateway(g.gw.id.clone()).await?;
+    tracing::info!(gateway = %g.gw.eui, id = %g.gw.id, "gateway deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn firmware(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let g = find(&app, &id, None).await?;
+    let lorawan = match &g.last_report {
+        Some(r) => json!({"CurrentVersion": {
+            "PackageVersion": r.package, "Model": r.model, "Station": r.station
+        }}),
+        None => json!({}),
+    };
+    Ok(Json(json!({"WirelessGatewayId": g.gw.id, "LoRaWAN": lorawan})))
+}
+
+async fn statistics(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let g = find(&app, &id, None).await?;
+    let last = g.last_report.as_ref();
+    Ok(Json(json!({
+        "WirelessGatewayId": g.gw.id,
+        "LastUplinkReceivedAt": last.map(|r| r.at.clone()),
+        // The LNS face (a later issue) reports live connections; until then no
+        // gateway is connected to us over LNS.
+        "ConnectionStatus": "Disconnected",
+        "LastCupsContact": last.map(|r| json!({"At": r.at, "Peer": r.peer, "Auth": r.auth})),
+    })))
+}

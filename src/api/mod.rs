@@ -1,0 +1,112 @@
+//! The operator API, shaped like AWS IoT Wireless (spec/operator-api.md): routes,
+//! bearer-token auth, the JSON body extractor that names bad fields, and paging.
+//! Handlers live in one file per resource family.
+
+mod credentials;
+mod error;
+mod gateways;
+
+pub use error::ApiError;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+
+pub fn router(app: App) -> Router {
+    let authed = Router::new()
+        .merge(gateways::routes())
+        .merge(credentials::routes())
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(authed)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path; see the README's API reference") })
+        .with_state(app)
+}
+
+/// Constant-time comparison, so response timing does not reveal a token prefix.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
+        )
+        .into_response(),
+    }
+}
+
+/// A JSON body, size-limited, whose parse errors become 400s naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        let limit = app.config.limits.api_body_bytes;
+        let body: Body = req.into_body();
+        let bytes = match Limited::new(body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is over {limit} bytes"),
+                ))
+            }
+            Err(e) => return Err(ApiError::validation(format!("reading body: {e}"))),
+        };
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
+    }
+}
+
+/// Query parameters whose parse errors become 400s in the API's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::validation(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
+/// `?maxResults=N&nextToken=T`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Page {
+    pub max_results: Option<usize>,
+    pub next_token: Option<String>,
+}
+
+impl Page {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.max_results.unwrap_or(100) {
+            n @ 1..=250 => Ok(n),
+            n => Err(ApiError::validation(format!("maxResults {n} is out of range 1..=250"))),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `AppState`: everything a request handler needs, built once at start and passed
+//! explicitly (no globals), so tests can run many servers side by side.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::tls::TlsMaterial;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub tls: TlsMaterial,
+    /// The cupsUri and tcUri gateways are told unless overridden per gateway.
+    pub cups_uri: String,
+    pub tc_uri: String,
+    /// Bearer tokens the operator API accepts.
+    pub api_tokens: Vec<String>,
+}
+
+pub type App = Arc<AppState>;
+
+/// Now as RFC 3339 UTC with milliseconds (`2021-03-12T09:56:12.047Z`), the one
+/// timestamp format of the API and the store.
+pub fn now() -> String {
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// A random identifier in UUID v4 form, as AWS gives resources.
+pub fn new_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A random secret for tokens: 32 bytes, URL-safe base64 without padding.
+pub fn new_secret() -> String {
+    use base64::Engine;
+    let b: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_milliseconds_and_z() {
+        let t = time::macros::datetime!(2021-03-12 09:56:12.047 UTC);
+        assert_eq!(format_time(t), "2021-03-12T09:56:12.047Z");
+    }
+
+    #[test]
+    fn ids_look_like_uuids() {
+        let id = new_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+    }
+}

@@ -1,0 +1,104 @@
+//! The `stationkeeper` command line. `serve` runs the server; every other
+//! subcommand is a client of the operator API (one file per subcommand family),
+//! except `pki init`, `keys` and `sign`, which work on local files.
+
+mod client;
+mod gateways;
+mod pki;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use client::ApiClient;
+
+#[derive(Parser)]
+#[command(name = "stationkeeper", version, about = "Fleet update server for LoRa Basics Station gateways")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run all faces until SIGTERM/SIGINT.
+    Serve(serve::ServeArgs),
+    /// Create the CA and server certificate, or credentials for one gateway.
+    Pki(pki::PkiArgs),
+    /// Register and inspect gateways through the operator API.
+    #[command(alias = "gateway")]
+    Gateways(gateways::GatewaysArgs),
+}
+
+/// How a client subcommand reaches the operator API.
+#[derive(Args, Clone, Debug)]
+pub struct ApiOpts {
+    /// Config file of the server (to find its API address, token and state dir).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// API base URL, e.g. http://127.0.0.1:7000 (default: from the config).
+    #[arg(long, global = true)]
+    pub api: Option<String>,
+    /// API token (default: --token-file, the config's tokens, or STATE_DIR/api-token).
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// File holding the API token.
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate to trust when the API is served over HTTPS
+    /// (default: STATE_DIR/pki/ca.crt).
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Pki(a) => pki::run(a).await,
+            Command::Gateways(a) => gateways::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors a subcommand reports to the operator, as one line.
+pub type CliResult = Result<(), String>;
+
+/// Writes the gateway files of a credential answer into `dir`.
+pub fn write_gateway_files(dir: &std::path::Path, files: &serde_json::Value) -> Result<Vec<PathBuf>, String> {
+    crate::fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written = vec![];
+    let obj = files.as_object().ok_or("answer has no Files")?;
+    for (name, content) in obj {
+        if name.contains('/') || name.starts_with('.') {
+            return Err(format!("refusing odd file name {name:?}"));
+        }
+        let path = dir.join(name);
+        let mode = if name.ends_with(".key") { 0o600 } else { 0o644 };
+        let text = content.as_str().ok_or("file content is not text")?;
+        crate::fsutil::write_atomic(&path, text.as_bytes(), mode)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -1,0 +1,473 @@
+//! The server's configuration: one struct with defaults that work from a checkout,
+//! loaded from TOML (names fixed by spec/running.md), then overridden by
+//! `STATIONKEEPER_<SECTION>_<KEY>` environment variables. Unknown keys and bad
+//! values stop start-up with a message naming the key. Relative paths are taken
+//! from the config file's folder (or the working directory with no file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub cups: CupsConfig,
+    pub lns: LnsConfig,
+    pub tls: TlsConfig,
+    pub api: ApiConfig,
+    pub gateways: GatewaysConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CupsConfig {
+    pub listen: SocketAddr,
+    /// The cupsUri gateways are told; default `https://<host name>:<listen port>`.
+    pub public_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LnsConfig {
+    pub listen: SocketAddr,
+    /// The tcUri gateways are told; default `wss://<host name>:<listen port>`.
+    pub public_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM chain; absent: the development PKI in `state_dir/pki`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// CA of gateway client certificates; absent: the server's own CA.
+    pub client_ca: Option<PathBuf>,
+    /// The one certificate gateways trust for the server (`cups.trust`, `tc.trust`);
+    /// absent: the last certificate of `cert`'s chain, or the development CA.
+    pub trust: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub tls: bool,
+    /// Absent: one token generated into `state_dir/api-token`.
+    pub tokens: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownGateways {
+    Reject,
+    Register,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaysConfig {
+    pub unknown: UnknownGateways,
+}
+
+/// Resource limits; every bounded queue and timeout comes from here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections per listener; further clients wait in the kernel backlog.
+    pub max_connections: usize,
+    /// TLS handshake must finish within this many seconds.
+    pub handshake_timeout_secs: u64,
+    /// Request headers must arrive within this many seconds.
+    pub header_timeout_secs: u64,
+    /// The request body must arrive within this many seconds.
+    pub body_timeout_secs: u64,
+    /// Largest `POST /update-info` body (station's bodies are about 300 bytes).
+    pub cups_body_bytes: usize,
+    /// Largest JSON body on the operator API.
+    pub api_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub drain_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            state_dir: PathBuf::from("stationkeeper-data"),
+            cups: CupsConfig::default(),
+            lns: LnsConfig::default(),
+            tls: TlsConfig::default(),
+            api: ApiConfig::default(),
+            gateways: GatewaysConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for CupsConfig {
+    fn default() -> CupsConfig {
+        CupsConfig {
+            listen: ([0, 0, 0, 0], 8443).into(),
+            public_uri: None,
+        }
+    }
+}
+
+impl Default for LnsConfig {
+    fn default() -> LnsConfig {
+        LnsConfig {
+            listen: ([0, 0, 0, 0], 8887).into(),
+            public_uri: None,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            listen: ([127, 0, 0, 1], 7000).into(),
+            tls: false,
+            tokens: None,
+        }
+    }
+}
+
+impl Default for GatewaysConfig {
+    fn default() -> GatewaysConfig {
+        GatewaysConfig {
+            unknown: UnknownGateways::Reject,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 4096,
+            handshake_timeout_secs: 10,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            cups_body_bytes: 16 * 1024,
+            api_body_bytes: 1024 * 1024,
+            drain_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+const SECTIONS: &[&str] = &["cups", "lns", "tls", "api", "gateways", "limits"];
+
+impl Config {
+    /// Loads `path` (or the defaults with no file) and applies `env` overrides.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut table, base, name) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (table, base, p.display().to_string())
+            }
+            None => (toml::Table::new(), PathBuf::new(), "(defaults)".to_string()),
+        };
+        apply_env(&mut table, env)?;
+        let mut cfg: Config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
+                path: name,
+                message: e.to_string(),
+            })?;
+        cfg.resolve_paths(&base);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        for p in [
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.tls.client_ca,
+            &mut self.tls.trust,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            message,
+        };
+        if let Some(u) = &self.cups.public_uri {
+            check_station_uri(u, &["https", "http"])
+                .map_err(|m| invalid("cups.public_uri", m))?;
+        }
+        if let Some(u) = &self.lns.public_uri {
+            check_station_uri(u, &["wss", "ws"]).map_err(|m| invalid("lns.public_uri", m))?;
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid(
+                "tls.cert",
+                "set both tls.cert and tls.key, or neither to use the generated PKI".into(),
+            ));
+        }
+        if let Some(tokens) = &self.api.tokens {
+            if tokens.is_empty() || tokens.iter().any(|t| t.len() < 8) {
+                return Err(invalid(
+                    "api.tokens",
+                    "give at least one token of 8 or more characters, or remove the key to have one generated".into(),
+                ));
+            }
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_connections", l.max_connections as u64),
+            ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
+            ("limits.header_timeout_secs", l.header_timeout_secs),
+            ("limits.body_timeout_secs", l.body_timeout_secs),
+            ("limits.cups_body_bytes", l.cups_body_bytes as u64),
+            ("limits.api_body_bytes", l.api_body_bytes as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cupsUri gateways are told.
+    pub fn cups_public_uri(&self, host: &str) -> String {
+        self.cups
+            .public_uri
+            .clone()
+            .unwrap_or_else(|| format!("https://{host}:{}", self.cups.listen.port()))
+    }
+
+    /// The tcUri gateways are told.
+    pub fn lns_public_uri(&self, host: &str) -> String {
+        self.lns
+            .public_uri
+            .clone()
+            .unwrap_or_else(|| format!("wss://{host}:{}", self.lns.listen.port()))
+    }
+}
+
+/// Checks a URI as station will use it (cups-protocol.md §4.1): `scheme://host:port`,
+/// port required, no path, at most 127 bytes.
+pub fn check_station_uri(uri: &str, schemes: &[&str]) -> Result<(), String> {
+    if uri.len() > crate::cups::answer::MAX_URI_LEN {
+        return Err(format!(
+            "{uri:?} is {} bytes; station ignores URIs of 128 bytes or more",
+            uri.len()
+        ));
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(format!("{uri:?} has no scheme; write {}://host:port", schemes[0]));
+    };
+    if !schemes.contains(&scheme) {
+        return Err(format!("{uri:?}: scheme must be one of {schemes:?}"));
+    }
+    if rest.contains('/') {
+        return Err(format!(
+            "{uri:?} has a path; station requires scheme://host:port with nothing after the port"
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.is_empty() => (h, p),
+        _ => return Err(format!("{uri:?} needs a host and a port: {}://host:port", schemes[0])),
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("{uri:?}: port {port:?} is not a number 0-65535"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!("{uri:?}: IPv6 hosts go in brackets"));
+    }
+    Ok(())
+}
+
+/// Applies `STATIONKEEPER_<SECTION>_<KEY>` (or `STATIONKEEPER_<KEY>` for top-level
+/// keys). Values parse as TOML (`true`, `8`, `["a"]`), else are taken as strings.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("STATIONKEEPER_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let section = SECTIONS
+            .iter()
+            .find(|s| rest.starts_with(&format!("{s}_")));
+        match section {
+            Some(s) => {
+                let key = &rest[s.len() + 1..];
+                let entry = table
+                    .entry(s.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(t) = entry else {
+                    return Err(ConfigError::Invalid {
+                        key: s.to_string(),
+                        message: "must be a table".into(),
+                    });
+                };
+                t.insert(key.to_string(), parsed);
+            }
+            None => {
+                table.insert(rest, parsed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// This machine's host name, for default URIs and the dev server certificate.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sk.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(
+            Some(&p),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn the_running_md_example_loads() {
+        let cfg = load(
+            r#"
+state_dir = "/var/lib/stationkeeper"
+[cups]
+listen = "0.0.0.0:8443"
+public_uri = "https://cups.example.net:8443"
+[lns]
+listen = "0.0.0.0:8887"
+public_uri = "wss://lns.example.net:8887"
+[tls]
+cert = "/etc/stationkeeper/server.crt"
+key = "/etc/stationkeeper/server.key"
+client_ca = "/etc/stationkeeper/ca.crt"
+[api]
+listen = "127.0.0.1:7000"
+tls = false
+tokens = ["change-me"]
+[gateways]
+unknown = "reject"
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.state_dir, PathBuf::from("/var/lib/stationkeeper"));
+        assert_eq!(cfg.cups_public_uri("x"), "https://cups.example.net:8443");
+        assert_eq!(cfg.api.tokens, Some(vec!["change-me".to_string()]));
+        assert_eq!(cfg.gateways.unknown, UnknownGateways::Reject);
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let cfg = load(
+            "[api]\nlisten = \"127.0.0.1:7000\"\n",
+            &[
+                ("STATIONKEEPER_API_LISTEN", "127.0.0.1:9999"),
+                ("STATIONKEEPER_API_TLS", "true"),
+                ("STATIONKEEPER_GATEWAYS_UNKNOWN", "register"),
+                ("STATIONKEEPER_STATE_DIR", "/srv/sk"),
+                ("STATIONKEEPER_LIMITS_MAX_CONNECTIONS", "7"),
+                ("OTHER_VAR", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.api.listen.port(), 9999);
+        assert!(cfg.api.tls);
+        assert_eq!(cfg.gateways.unknown, UnknownGateways::Register);
+        assert_eq!(cfg.state_dir, PathBuf::from("/srv/sk"));
+        assert_eq!(cfg.limits.max_connections, 7);
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sk.toml");
+        std::fs::write(&p, "state_dir = \"data\"\n").unwrap();
+        let cfg = Config::load(Some(&p), []).unwrap();
+        assert_eq!(cfg.state_dir, dir.path().join("data"));
+    }
+
+    #[test]
+    fn wrong_keys_and_values_are_named() {
+        let cases = [
+            ("[cups]\nlisten = \"nonsense\"\n", "listen"),
+            ("[cups]\nlistn = \"0.0.0.0:1\"\n", "unknown field `listn`"),
+            ("[gateways]\nunknown = \"allow\"\n", "unknown variant `allow`"),
+            ("[cups]\npublic_uri = \"https://cups.example.net\"\n", "cups.public_uri"),
+            ("[cups]\npublic_uri = \"https://cups.example.net:443/\"\n", "has a path"),
+            ("[lns]\npublic_uri = \"https://lns.example.net:443\"\n", "lns.public_uri"),
+            ("[tls]\ncert = \"a.crt\"\n", "tls.cert"),
+            ("[api]\ntokens = []\n", "api.tokens"),
+            ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+            ("verbose = true\n", "unknown field `verbose`"),
+        ];
+        for (text, want) in cases {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let e = load("", &[("STATIONKEEPER_API_LISTN", "x")]).unwrap_err().to_string();
+        assert!(e.contains("unknown field `listn`"), "{e}");
+    }
+
+    #[test]
+    fn station_uri_rules() {
+        assert!(check_station_uri("https://cups.example.net:443", &["https"]).is_ok());
+        assert!(check_station_uri("wss://[::1]:8887", &["wss"]).is_ok());
+        assert!(check_station_uri("https://cups.example.net", &["https"]).is_err());
+        assert!(check_station_uri("ftp://x:1", &["https"]).is_err());
+        let long = format!("https://{}:1", "a".repeat(120));
+        assert!(check_station_uri(&long, &["https"]).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The heart of the CUPS face: given what a gateway reported and what the server
+//! wants it to have, decide the answer and what the poll proves. Pure logic over
+//! plain data: no I/O, no clock, no database handle, so every case is a unit test.
+
+use super::answer::AnswerHead;
+use super::request::UpdateInfo;
+use crate::identity::Service;
+
+/// The generation the server wants a gateway to hold for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub generation: u32,
+    pub blob: Vec<u8>,
+    pub crc: u32,
+}
+
+/// What the server wants this gateway to have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub cups_uri: String,
+    pub tc_uri: String,
+    pub cups_cred: Option<Target>,
+    pub tc_cred: Option<Target>,
+}
+
+/// The answer to send and the facts the poll established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub head: AnswerHead,
+    /// Generations whose CRC the gateway reported, i.e. that it now holds.
+    pub confirmed: Vec<(Service, u32)>,
+}
+
+pub fn decide(report: &UpdateInfo, wanted: &Wanted) -> Decision {
+    let mut head = AnswerHead::nothing();
+    let mut confirmed = Vec::new();
+    if report.cups_uri.as_deref() != Some(wanted.cups_uri.as_str()) {
+        head.cups_uri = Some(wanted.cups_uri.clone());
+    }
+    if report.tc_uri.as_deref() != Some(wanted.tc_uri.as_str()) {
+        head.tc_uri = Some(wanted.tc_uri.clone());
+    }
+    for (service, target, reported, slot) in [
+        (Service::Cups, &wanted.cups_cred, report.cups_cred_crc, &mut head.cups_cred),
+        (Service::Lns, &wanted.tc_cred, report.tc_cred_crc, &mut head.tc_cred),
+    ] {
+        if let Some(t) = target {
+            if t.crc == reported {
+                confirmed.push((service, t.generation));
+            } else {
+                *slot = Some(t.blob.clone());
+            }
+        }
+    }
+    Decision { head, confirmed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eui::Eui;
+
+    fn report(cups_uri: Option<&str>, tc_uri: Option<&str>, cups_crc: u32, tc_crc: u32) -> UpdateInfo {
+        UpdateInfo {
+            router: Eui(1),
+            cups_uri: cups_uri.map(String::from),
+            tc_uri: tc_uri.map(String::from),
+            cups_cred_crc: cups_crc,
+            tc_cred_crc: tc_crc,
+            station: "2.0.6(rpi/std) 2022-01-21 10:00:00".into(),
+            model: "rpi".into(),
+            package: Some("1.0.0".into()),
+            keys: vec![],
+        }
+    }
+
+    fn target(generation: u32, blob: &[u8]) -> Target {
+        Target {
+            generation,
+            blob: blob.to_vec(),
+            crc: crc32fast::hash(blob),
+        }
+    }
+
+    fn wanted() -> Wanted {
+        Wanted {
+            cups_uri: "https://cups.example.net:8443".into(),
+            tc_uri: "wss://lns.example.net:8887".into(),
+            cups_cred: Some(target(2, b"cups-blob")),
+            tc_cred: Some(target(1, b"tc-blob")),
+        }
+    }
+
+    #[test]
+    fn an_up_to_date_gateway_gets_nothing_and_confirms_both() {
+        let w = wanted();
+        let r = report(
+            Some("https://cups.example.net:8443"),
+            Some("wss://lns.example.net:8887"),
+            crc32fast::hash(b"cups-blob"),
+            crc32fast::hash(b"tc-blob"),
+        );
+        let d = decide(&r, &w);
+        assert_eq!(d.head, AnswerHead::nothing());
+        assert_eq!(d.confirmed, vec![(Service::Cups, 2), (Service::Lns, 1)]);
+    }
+
+    #[test]
+    fn a_fresh_gateway_gets_uris_and_both_blobs() {
+        let d = decide(&report(None, None, 0x7BD5_C66F, 0x7BD5_C66F), &wanted());
+        assert_eq!(d.head.cups_uri.as_deref(), Some("https://cups.example.net:8443"));
+        assert_eq!(d.head.tc_uri.as_deref(), Some("wss://lns.example.net:8887"));
+        assert_eq!(d.head.cups_cred.as_deref(), Some(&b"cups-blob"[..]));
+        assert_eq!(d.head.tc_cred.as_deref(), Some(&b"tc-blob"[..]));
+        assert!(d.confirmed.is_empty());
+    }
+
+    #[test]
+    fn only_what_differs_is_sent() {
+        let r = report(
+            Some("https://old.example.net:443"),
+            Some("wss://lns.example.net:8887"),
+            crc32fast::hash(b"cups-blob"),
+            12345,
+        );
+        let d = decide(&r, &wanted());
+        assert_eq!(d.head.cups_uri.as_deref(), Some("https://cups.example.net:8443"));
+        assert_eq!(d.head.tc_uri, None);
+        assert_eq!(d.head.cups_cred, None);
+        assert_eq!(d.head.tc_cred.as_deref(), Some(&b"tc-blob"[..]));
+        assert_eq!(d.confirmed, vec![(Service::Cups, 2)]);
+    }
+
+    #[test]
+    fn no_target_generation_sends_no_blob() {
+        let w = Wanted {
+            cups_cred: None,
+            tc_cred: None,
+            ..wanted()
+        };
+        let d = decide(
+            &report(Some(&w.cups_uri), Some(&w.tc_uri), 1, 2),
+            &w,
+        );
+        assert_eq!(d.head, AnswerHead::nothing());
+        assert!(d.confirmed.is_empty());
+    }
+}

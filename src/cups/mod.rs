@@ -1,0 +1,13 @@
+//! The CUPS face: `POST /update-info` over HTTPS, as Basics Station polls it
+//! (spec/cups-protocol.md). `request` parses what the gateway reports, `decide` is
+//! the pure decision of what it gets, `answer` encodes the binary body byte for
+//! byte, `credentials` builds the blobs, and `handler` is the thin I/O shell that
+//! authenticates, loads, decides, records and writes.
+
+pub mod answer;
+pub mod credentials;
+pub mod decide;
+pub mod handler;
+pub mod request;
+
+pub use handler::router;

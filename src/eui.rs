@@ -1,0 +1,250 @@
+//! EUI-64 identifiers: the `Eui` newtype, parsing every form Basics Station and its
+//! ecosystem write (ID6, dashed, colon bytes, plain hex, decimal, `router-` prefixes),
+//! and formatting as ID6 (what station sends) or 16 lowercase hex digits (what the
+//! operator API shows). Pure: no I/O. Ids are compared as `u64`, never as text.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A 64-bit extended unique identifier (gateway router id, DevEUI, JoinEUI).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Eui(pub u64);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid EUI {input:?}: {reason}; expected 16 hex digits (b827ebfffe6151a8), dashed bytes (B8-27-EB-FF-FE-61-51-A8) or ID6 (b827:ebff:fe61:51a8)")]
+pub struct EuiError {
+    input: String,
+    reason: &'static str,
+}
+
+impl Eui {
+    /// ID6 text as station writes it (uj.c `encId6`): four 16-bit groups, lowercase,
+    /// no leading zeros, with the `::` forms checked in station's order.
+    pub fn to_id6(self) -> String {
+        let g = [
+            (self.0 >> 48) as u16,
+            (self.0 >> 32) as u16,
+            (self.0 >> 16) as u16,
+            self.0 as u16,
+        ];
+        match g {
+            [0, 0, 0, d] => format!("::{d:x}"),
+            [0, 0, c, d] => format!("::{c:x}:{d:x}"),
+            [a, 0, 0, 0] => format!("{a:x}::"),
+            [a, b, 0, 0] => format!("{a:x}:{b:x}::"),
+            [a, 0, 0, d] => format!("{a:x}::{d:x}"),
+            [a, b, c, d] => format!("{a:x}:{b:x}:{c:x}:{d:x}"),
+        }
+    }
+
+    /// Parses a JSON value that holds a router id: a string in any accepted form, or
+    /// a non-negative integer (which station never sends, but TTN accepts).
+    pub fn from_json(v: &serde_json::Value) -> Result<Eui, EuiError> {
+        match v {
+            serde_json::Value::String(s) => s.parse(),
+            serde_json::Value::Number(n) => n.as_u64().map(Eui).ok_or_else(|| EuiError {
+                input: n.to_string(),
+                reason: "a numeric id must be an unsigned 64-bit integer",
+            }),
+            other => Err(EuiError {
+                input: other.to_string(),
+                reason: "must be a string or an integer",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Eui {
+    /// 16 lowercase hex digits, the operator API's form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for Eui {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Eui({self})")
+    }
+}
+
+impl FromStr for Eui {
+    type Err = EuiError;
+
+    fn from_str(input: &str) -> Result<Eui, EuiError> {
+        let err = |reason| EuiError {
+            input: input.to_string(),
+            reason,
+        };
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(err("empty"));
+        }
+        // A `<letters>-` prefix (router-::1, muxs-::0) is a label, not part of the id.
+        let s = match s.split_once('-') {
+            Some((prefix, rest))
+                if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphabetic())
+                    && !prefix.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                rest
+            }
+            _ => s,
+        };
+        let colons = s.bytes().filter(|&b| b == b':').count();
+        let dashes = s.bytes().filter(|&b| b == b'-').count();
+        if colons > 0 && dashes > 0 {
+            return Err(err("mixes dashes and colons"));
+        }
+        if colons + dashes > 7 {
+            return Err(err("more than 7 separators"));
+        }
+        if colons == 2 || colons == 3 {
+            return parse_id6(s).ok_or_else(|| err("malformed ID6"));
+        }
+        if colons == 7 || dashes == 7 {
+            let sep = if colons == 7 { ':' } else { '-' };
+            let mut v = 0u64;
+            for part in s.split(sep) {
+                if part.is_empty() || part.len() > 2 {
+                    return Err(err("each byte must be 1 or 2 hex digits"));
+                }
+                let b = u8::from_str_radix(part, 16).map_err(|_| err("not hex"))?;
+                v = (v << 8) | u64::from(b);
+            }
+            return Ok(Eui(v));
+        }
+        if colons == 0 && dashes == 0 {
+            if s.len() > 16 {
+                return Err(err("more than 16 hex digits"));
+            }
+            if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err("not hex"));
+            }
+            return u64::from_str_radix(s, 16)
+                .map(Eui)
+                .map_err(|_| err("not hex"));
+        }
+        Err(err("unrecognised separator layout"))
+    }
+}
+
+/// ID6: four 16-bit groups with at most one `::` standing for zero groups.
+fn parse_id6(s: &str) -> Option<Eui> {
+    let group = |g: &str| -> Option<u64> {
+        if g.is_empty() || g.len() > 4 {
+            return None;
+        }
+        u16::from_str_radix(g, 16).ok().map(u64::from)
+    };
+    let groups: Vec<u64> = match s.split_once("::") {
+        Some((head, tail)) => {
+            if tail.contains("::") {
+                return None;
+            }
+            let head: Vec<u64> = if head.is_empty() {
+                vec![]
+            } else {
+                head.split(':').map(group).collect::<Option<_>>()?
+            };
+            let tail: Vec<u64> = if tail.is_empty() {
+                vec![]
+            } else {
+                tail.split(':').map(group).collect::<Option<_>>()?
+            };
+            if head.len() + tail.len() > 3 {
+                return None;
+            }
+            let zeros = 4 - head.len() - tail.len();
+            head.into_iter()
+                .chain(std::iter::repeat(0).take(zeros))
+                .chain(tail)
+                .collect()
+        }
+        None => s.split(':').map(group).collect::<Option<_>>()?,
+    };
+    if groups.len() != 4 {
+        return None;
+    }
+    Some(Eui(groups.iter().fold(0, |acc, g| (acc << 16) | g)))
+}
+
+impl serde::Serialize for Eui {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Eui {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Eui, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Eui::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id6_formatting_follows_station_order() {
+        let cases = [
+            (0u64, "::0"),
+            (1, "::1"),
+            (0x0000_0000_0001_0002, "::1:2"),
+            (0x0001_0000_0000_0000, "1::"),
+            (0x0001_0002_0000_0000, "1:2::"),
+            (0x0001_0000_0000_0002, "1::2"),
+            (0xb827_ebff_fe61_51a8, "b827:ebff:fe61:51a8"),
+            (0x0001_0002_0000_0003, "1:2:0:3"),
+            (0x0001_0000_0002_0003, "1:0:2:3"),
+        ];
+        for (v, text) in cases {
+            assert_eq!(Eui(v).to_id6(), text, "{v:#x}");
+            assert_eq!(text.parse::<Eui>(), Ok(Eui(v)), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_accepted_form_maps_to_the_same_id() {
+        let want = Eui(0xb827_ebff_fe61_51a8);
+        for text in [
+            "b827:ebff:fe61:51a8",
+            "B827:EBFF:FE61:51A8",
+            "B8-27-EB-FF-FE-61-51-A8",
+            "b8:27:eb:ff:fe:61:51:a8",
+            "B827EBFFFE6151A8",
+            "router-b827:ebff:fe61:51a8",
+            " b827ebfffe6151a8 ",
+        ] {
+            assert_eq!(text.parse::<Eui>(), Ok(want), "{text}");
+        }
+        assert_eq!("router-::1".parse::<Eui>(), Ok(Eui(1)));
+        assert_eq!("muxs-::0".parse::<Eui>(), Ok(Eui(0)));
+        assert_eq!("a:b::d".parse::<Eui>(), Ok(Eui(0x000a_000b_0000_000d)));
+        assert_eq!("a::c:d".parse::<Eui>(), Ok(Eui(0x000a_0000_000c_000d)));
+        assert_eq!("1F".parse::<Eui>(), Ok(Eui(0x1f)));
+        assert_eq!(
+            Eui::from_json(&serde_json::json!(13270475163425034664u64)),
+            Ok(Eui(13270475163425034664))
+        );
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected_with_a_reason() {
+        for bad in [
+            "",
+            "b827-ebff:fe61:51a8",
+            "1:2:3:4:5:6:7:8:9",
+            "12345678901234567",
+            "zz27ebfffe6151a8",
+            "1::2::3",
+            "12345:1::",
+            ":::",
+            "1:2:3:4:5",
+        ] {
+            let e = bad.parse::<Eui>().unwrap_err();
+            assert!(e.to_string().contains("invalid EUI"), "{bad}: {e}");
+        }
+        assert!(Eui::from_json(&serde_json::json!(-1)).is_err());
+        assert!(Eui::from_json(&serde_json::json!(true)).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Stationkeeper: a self-hosted fleet update server for LoRa Basics Station
+//! gateways. One module per protocol or concept:
+
+pub mod api; // the operator API (AWS IoT Wireless shapes), auth, error mapping
+pub mod app; // AppState passed to every handler; ids, secrets, timestamps
+pub mod cli; // the `stationkeeper` command line, one file per subcommand
+pub mod config; // the TOML config with env overrides (spec/running.md)
+pub mod cups; // the CUPS face: request, decision, answer encoder, handler
+pub mod eui; // EUI-64 / ID6 parsing and formatting
+pub mod fsutil; // atomic, durable file writes
+pub mod identity; // services, credential kinds, and who a peer is
+pub mod pki; // CA, server and gateway certificates; the development PKI
+pub mod provisioning; // issuing credential generations and gateway files
+pub mod server; // listeners, accept loops, connection limits, shutdown
+pub mod startup; // building AppState from a config: store, PKI, tokens
+pub mod store; // SQLite: migrations and every query
+pub mod tls; // rustls configs and peer certificates

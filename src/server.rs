@@ -1,0 +1,204 @@
+//! Runs the faces on already-bound listeners until a shutdown signal, then drains.
+//! Each listener has its own accept loop: a connection-limit permit is taken
+//! *before* accept (so excess clients wait in the kernel backlog, not in memory),
+//! then the TLS handshake (bounded in time), then hyper HTTP/1.1 with a header
+//! timeout, one task per connection. A failed handshake is one log line and the
+//! loop goes on. Shutdown is one `CancellationToken`; connections in flight finish
+//! their request and close within the drain deadline.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::app::App;
+use crate::identity::PeerCert;
+
+/// Facts about the connection a request arrived on, put into each request's
+/// extensions for handlers.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub cert: Option<PeerCert>,
+}
+
+impl Default for ConnInfo {
+    fn default() -> ConnInfo {
+        ConnInfo {
+            remote: ([0, 0, 0, 0], 0).into(),
+            cert: None,
+        }
+    }
+}
+
+/// The bound listeners `run` serves.
+pub struct Listeners {
+    pub cups: TcpListener,
+    pub api: TcpListener,
+}
+
+impl Listeners {
+    /// Binds every listener named in the config.
+    pub async fn bind(cfg: &crate::config::Config) -> std::io::Result<Listeners> {
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
+            })
+        };
+        Ok(Listeners {
+            cups: bind(cfg.cups.listen, "[cups] listen").await?,
+            api: bind(cfg.api.listen, "[api] listen").await?,
+        })
+    }
+}
+
+/// Serves every face until `shutdown` is cancelled, then waits for in-flight
+/// connections up to `[limits] drain_secs`.
+pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
+    let tracker = TaskTracker::new();
+    let limits = &app.config.limits;
+    let acceptor = TlsAcceptor::from(app.tls.server.clone());
+    let cups_addr = listeners.cups.local_addr().ok();
+    let api_addr = listeners.api.local_addr().ok();
+
+    let cups = Face {
+        name: "cups",
+        router: crate::cups::router(app.clone()),
+        tls: Some(acceptor.clone()),
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        handshake_timeout: Duration::from_secs(limits.handshake_timeout_secs),
+        header_timeout: Duration::from_secs(limits.header_timeout_secs),
+    };
+    let api = Face {
+        name: "api",
+        router: crate::api::router(app.clone()),
+        tls: app.config.api.tls.then(|| acceptor.clone()),
+        ..cups.clone()
+    };
+    let api = Face {
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        ..api
+    };
+    tracker.spawn(accept_loop(cups, listeners.cups, shutdown.clone(), tracker.clone()));
+    tracker.spawn(accept_loop(api, listeners.api, shutdown.clone(), tracker.clone()));
+    tracing::info!(
+        cups = ?cups_addr,
+        api = ?api_addr,
+        api_tls = app.config.api.tls,
+        "ready: all listeners bound"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    tracker.close();
+    let drain = Duration::from_secs(app.config.limits.drain_secs);
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            "drain deadline of {} s passed with connections still open; closing them",
+            drain.as_secs()
+        );
+    }
+    tracing::info!("stopped");
+}
+
+#[derive(Clone)]
+struct Face {
+    name: &'static str,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    permits: Arc<Semaphore>,
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+}
+
+async fn accept_loop(face: Face, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
+    loop {
+        let permit = tokio::select! {
+            p = face.permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => return,
+        };
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(face = face.name, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let face = face.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            match &face.tls {
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(face.handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::info!(face = face.name, peer = %remote, "TLS handshake failed (is the client speaking TLS, and does it trust our CA?): {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(face = face.name, peer = %remote, "TLS handshake timed out after {} s; closing", face.handshake_timeout.as_secs());
+                            return;
+                        }
+                    };
+                    let info = ConnInfo {
+                        remote,
+                        cert: crate::tls::peer_cert(tls.get_ref().1),
+                    };
+                    serve_http(&face, tls, info, shutdown).await;
+                }
+                None => {
+                    let info = ConnInfo { remote, cert: None };
+                    serve_http(&face, stream, info, shutdown).await;
+                }
+            }
+        });
+    }
+}
+
+async fn serve_http<S>(face: &Face, io: S, info: ConnInfo, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let router = face.router.clone();
+    let remote = info.remote;
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {})) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(face.header_timeout)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::info!(face = face.name, peer = %remote, "connection closed with an error: {e}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Turning a config into a running server: create the state directory, open the
+//! store, load or generate the PKI and the API token, bind the listeners, and run
+//! until the shutdown token fires. `spawn` is what both `stationkeeper serve` and
+//! the tests use, so tests exercise the real start-up path on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppState};
+use crate::config::{host_name, Config};
+use crate::fsutil::{create_private_dir, write_atomic};
+use crate::server::{self, Listeners};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Bind(std::io::Error),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// A server started by `spawn`.
+pub struct Running {
+    pub app: App,
+    pub cups_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    /// Where the generated API token is, when the config gives none.
+    pub token_file: Option<PathBuf>,
+    pub shutdown: CancellationToken,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+fn api_tokens(cfg: &Config) -> Result<(Vec<String>, Option<PathBuf>), StartError> {
+    if let Some(t) = &cfg.api.tokens {
+        return Ok((t.clone(), None));
+    }
+    let path = cfg.state_dir.join("api-token");
+    let err = |source| StartError::StateDir {
+        path: path.clone(),
+        source,
+    };
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            let t = crate::app::new_secret();
+            write_atomic(&path, format!("{t}\n").as_bytes(), 0o600).map_err(err)?;
+            tracing::info!(path = %path.display(), "generated operator API token");
+            t
+        }
+    };
+    Ok((vec![token], Some(path)))
+}
+
+/// Builds the state, binds every listener, and starts serving in a task.
+pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
+    create_private_dir(&cfg.state_dir).map_err(|source| StartError::StateDir {
+        path: cfg.state_dir.clone(),
+        source,
+    })?;
+    let listeners = Listeners::bind(&cfg).await.map_err(StartError::Bind)?;
+    let cups_addr = listeners.cups.local_addr().map_err(StartError::Bind)?;
+    let api_addr = listeners.api.local_addr().map_err(StartError::Bind)?;
+
+    // Default URIs name the port actually bound, so `listen = "...:0"` works too.
+    let host = host_name();
+    let mut uri_cfg = cfg.clone();
+    uri_cfg.cups.listen = cups_addr;
+    let cups_uri = uri_cfg.cups_public_uri(&host);
+    let tc_uri = uri_cfg.lns_public_uri(&host);
+
+    let db = cfg.state_dir.join("stationkeeper.db");
+    let store = tokio::task::spawn_blocking(move || Store::open(&db))
+        .await
+        .expect("store open task")?;
+    let tls = {
+        let cfg = cfg.clone();
+        let host = host.clone();
+        tokio::task::spawn_blocking(move || crate::tls::load(&cfg, &host))
+            .await
+            .expect("tls load task")?
+    };
+    let (api_tokens, token_file) = api_tokens(&cfg)?;
+    let app: App = Arc::new(AppState {
+        config: cfg,
+        store,
+        tls,
+        cups_uri,
+        tc_uri,
+        api_tokens,
+    });
+    let shutdown = CancellationToken::new();
+    let done = tokio::spawn(server::run(app.clone(), listeners, shutdown.clone()));
+    Ok(Running {
+        app,
+        cups_addr,
+        api_addr,
+        token_file,
+        shutdown,
+        done,
+    })
+}

@@ -1,0 +1,210 @@
+//! Credential generations per gateway and service, and the one transaction that
+//! records a CUPS poll (report, confirmations, retirements) atomically.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::gateways::{self, CupsReport, Gateway};
+use super::{Store, StoreError};
+use crate::eui::Eui;
+use crate::identity::{CredKind, Service};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredState {
+    Current,
+    Previous,
+    Retired,
+}
+
+impl CredState {
+    fn parse(s: &str) -> CredState {
+        match s {
+            "current" => CredState::Current,
+            "previous" => CredState::Previous,
+            _ => CredState::Retired,
+        }
+    }
+}
+
+/// One stored generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub gateway_id: String,
+    pub service: Service,
+    pub generation: u32,
+    pub kind: CredKind,
+    pub blob: Vec<u8>,
+    pub blob_crc: u32,
+    pub cert_sha256: Option<String>,
+    pub token_sha256: Option<String>,
+    pub state: CredState,
+    pub backup: bool,
+    pub created_at: String,
+    pub confirmed_at: Option<String>,
+}
+
+/// A generation about to be issued; the store numbers it.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub gateway_id: String,
+    pub service: Service,
+    pub kind: CredKind,
+    pub blob: Vec<u8>,
+    pub cert_sha256: Option<String>,
+    pub token_sha256: Option<String>,
+    pub created_at: String,
+}
+
+/// Everything one poll changes, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct PollRecord {
+    pub gateway_id: String,
+    pub report: CupsReport,
+    /// Generations the gateway now reports holding (its CRC matched).
+    pub confirmed: Vec<(Service, u32)>,
+    /// The generation that authenticated this poll, if this is the gateway's first
+    /// successful poll with one: station's one-time cups-bak copy holds it.
+    pub backup: Option<(Service, u32)>,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
+    let service: String = r.get(1)?;
+    let kind: String = r.get(3)?;
+    let state: String = r.get(8)?;
+    Ok(Credential {
+        gateway_id: r.get(0)?,
+        service: Service::parse(&service).unwrap_or(Service::Cups),
+        generation: r.get(2)?,
+        kind: CredKind::parse(&kind).unwrap_or(CredKind::Token),
+        blob: r.get(4)?,
+        blob_crc: r.get(5)?,
+        cert_sha256: r.get(6)?,
+        token_sha256: r.get(7)?,
+        state: CredState::parse(&state),
+        backup: r.get(9)?,
+        created_at: r.get(10)?,
+        confirmed_at: r.get(11)?,
+    })
+}
+
+fn for_gateway(c: &Connection, gateway_id: &str) -> Result<Vec<Credential>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT gateway_id, service, generation, kind, blob, blob_crc, cert_sha256,
+                token_sha256, state, backup, created_at, confirmed_at
+         FROM credentials WHERE gateway_id = ?1 ORDER BY service, generation",
+    )?;
+    let rows = stmt.query_map([gateway_id], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn insert(c: &mut Connection, n: &NewCredential) -> Result<u32, StoreError> {
+    let tx = c.transaction()?;
+    let last: Option<u32> = tx
+        .query_row(
+            "SELECT MAX(generation) FROM credentials WHERE gateway_id = ?1 AND service = ?2",
+            params![n.gateway_id, n.service.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let generation = last.unwrap_or(0) + 1;
+    tx.execute(
+        "UPDATE credentials SET state = 'previous'
+         WHERE gateway_id = ?1 AND service = ?2 AND state = 'current'",
+        params![n.gateway_id, n.service.as_str()],
+    )?;
+    tx.execute(
+        "INSERT INTO credentials (gateway_id, service, generation, kind, blob, blob_crc,
+             cert_sha256, token_sha256, state, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'current', ?9)",
+        params![
+            n.gateway_id,
+            n.service.as_str(),
+            generation,
+            n.kind.as_str(),
+            n.blob,
+            crc32fast::hash(&n.blob),
+            n.cert_sha256,
+            n.token_sha256,
+            n.created_at
+        ],
+    )?;
+    tx.commit()?;
+    Ok(generation)
+}
+
+fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    gateways::upsert_report(&tx, &p.gateway_id, &p.report)?;
+    for (service, generation) in &p.confirmed {
+        tx.prepare_cached(
+            "UPDATE credentials SET confirmed_at = COALESCE(confirmed_at, ?4)
+             WHERE gateway_id = ?1 AND service = ?2 AND generation = ?3",
+        )?
+        .execute(params![
+            p.gateway_id,
+            service.as_str(),
+            generation,
+            p.report.at
+        ])?;
+        // The gateway holds the new generation: older ones stop working, except the
+        // one in its cups-bak set (see the table comment in 0001_init.sql).
+        tx.prepare_cached(
+            "UPDATE credentials SET state = 'retired'
+             WHERE gateway_id = ?1 AND service = ?2 AND generation < ?3 AND state != 'retired'",
+        )?
+        .execute(params![p.gateway_id, service.as_str(), generation])?;
+    }
+    if let Some((service, generation)) = &p.backup {
+        tx.prepare_cached(
+            "UPDATE credentials SET backup = 1
+             WHERE gateway_id = ?1 AND service = ?2 AND generation = ?3
+               AND NOT EXISTS (SELECT 1 FROM credentials
+                               WHERE gateway_id = ?1 AND service = ?2 AND backup = 1)",
+        )?
+        .execute(params![p.gateway_id, service.as_str(), generation])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store {
+    /// The gateway with this EUI and all its credential generations: what a poll needs.
+    pub async fn gateway_with_credentials(
+        &self,
+        eui: Eui,
+    ) -> Result<Option<(Gateway, Vec<Credential>)>, StoreError> {
+        self.run(move |c| match gateways::by_eui(c, eui)? {
+            Some(g) => {
+                let creds = for_gateway(c, &g.gw.id)?;
+                Ok(Some((g, creds)))
+            }
+            None => Ok(None),
+        })
+        .await
+    }
+
+    pub async fn credentials(&self, gateway_id: String) -> Result<Vec<Credential>, StoreError> {
+        self.run(move |c| for_gateway(c, &gateway_id)).await
+    }
+
+    /// Stores a new current generation; the old current one becomes `previous`.
+    pub async fn issue_credential(&self, n: NewCredential) -> Result<u32, StoreError> {
+        self.run(move |c| insert(c, &n)).await
+    }
+
+    pub async fn record_poll(&self, p: PollRecord) -> Result<(), StoreError> {
+        self.run(move |c| record_poll(c, &p)).await
+    }
+
+    /// Registers a gateway (unknown = "register") and records its first poll at once.
+    pub async fn register_gateway(
+        &self,
+        g: gateways::NewGateway,
+    ) -> Result<Gateway, StoreError> {
+        self.run(move |c| {
+            gateways::insert(c, &g)?;
+            gateways::by_eui(c, g.eui)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+}

@@ -1,0 +1,164 @@
+//! TLS for every face: the rustls server configuration (TLS 1.2 kept on, because
+//! station's mbedTLS has no TLS 1.3), optional client-certificate verification
+//! against the client CA (token-authenticated gateways present no certificate),
+//! the one trust certificate gateways are given, and reading a verified peer
+//! certificate back out of a connection.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::config::Config;
+use crate::identity::{sha256_hex, PeerCert};
+use crate::pki::{self, Ca, DevPki};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("TLS setup: {0}")]
+    Rustls(String),
+}
+
+/// Everything the faces need from the PKI.
+pub struct TlsMaterial {
+    pub server: Arc<ServerConfig>,
+    /// The certificate gateways trust (`cups.trust` / `tc.trust`), DER and PEM.
+    pub trust_der: Vec<u8>,
+    pub trust_pem: String,
+    /// The CA that issues gateway client certificates; `None` when the operator
+    /// brought a client CA whose key we do not hold.
+    pub issuer: Option<Arc<Ca>>,
+    /// Where the development CA lives (shown to the operator at start).
+    pub dev_ca_path: std::path::PathBuf,
+}
+
+fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |message: String| TlsError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = rustls_pemfile::certs(&mut bytes.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in file".into()));
+    }
+    Ok(certs)
+}
+
+fn read_pem_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let err = |message: String| TlsError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    rustls_pemfile::private_key(&mut bytes.as_slice())
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("no PEM private key in file".into()))
+}
+
+fn pem_of(der: &[u8]) -> String {
+    pki::pem("CERTIFICATE", der)
+}
+
+/// The host names the development server certificate must cover.
+pub fn dev_server_names(cfg: &Config, host: &str) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let uri_host = |u: String| {
+        u.split_once("://")
+            .and_then(|(_, r)| r.rsplit_once(':'))
+            .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+    };
+    for n in [Some(host.to_string()), uri_host(cfg.cups_public_uri(host)), uri_host(cfg.lns_public_uri(host))]
+        .into_iter()
+        .flatten()
+    {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+/// Builds the TLS material from the config, generating the development PKI in
+/// `state_dir/pki` where the config names no files.
+pub fn load(cfg: &Config, host: &str) -> Result<TlsMaterial, TlsError> {
+    let dev = DevPki::load_or_create(&cfg.state_dir.join("pki"), &dev_server_names(cfg, host))?;
+    let (chain, key) = match (&cfg.tls.cert, &cfg.tls.key) {
+        (Some(c), Some(k)) => (read_pem_certs(c)?, read_pem_key(k)?),
+        _ => {
+            let chain = rustls_pemfile::certs(&mut dev.server_cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            let key = rustls_pemfile::private_key(&mut dev.server_key_pem.as_bytes())
+                .map_err(|e| TlsError::Rustls(e.to_string()))?
+                .ok_or_else(|| TlsError::Rustls("dev server key missing".into()))?;
+            (chain, key)
+        }
+    };
+    let trust_der = match (&cfg.tls.trust, &cfg.tls.cert) {
+        (Some(t), _) => read_pem_certs(t)?.remove(0).to_vec(),
+        (None, Some(_)) => chain.last().expect("non-empty chain").to_vec(),
+        (None, None) => dev.ca.cert_der.clone(),
+    };
+    let client_roots = match &cfg.tls.client_ca {
+        Some(p) => read_pem_certs(p)?,
+        None => vec![CertificateDer::from(dev.ca.cert_der.clone())],
+    };
+    let issuer = match cfg.tls.client_ca {
+        Some(_) => None,
+        None => Some(Arc::new(dev.ca)),
+    };
+    let server = server_config(chain, key, client_roots)?;
+    Ok(TlsMaterial {
+        server,
+        trust_pem: pem_of(&trust_der),
+        trust_der,
+        issuer,
+        dev_ca_path: dev.dir.join("ca.crt"),
+    })
+}
+
+/// A server config that offers TLS 1.3 and 1.2 and asks for (but does not require)
+/// a client certificate chaining to `client_roots`.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_roots: Vec<CertificateDer<'static>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for c in client_roots {
+        roots
+            .add(c)
+            .map_err(|e| TlsError::Rustls(format!("client CA: {e}")))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(format!("server certificate/key: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The verified client certificate of a finished handshake, if one was presented.
+pub fn peer_cert(conn: &rustls::ServerConnection) -> Option<PeerCert> {
+    let der = conn.peer_certificates()?.first()?;
+    Some(PeerCert {
+        sha256: sha256_hex(der),
+        cn_eui: pki::cert_cn_eui(der),
+    })
+}
