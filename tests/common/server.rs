@@ -1,0 +1,130 @@
+//! Starts the real server on 127.0.0.1:0 with a state directory in a tempdir, and
+//! talks to it the way an operator (HTTP API) and a gateway (the station simulator,
+//! which shares no code with the server) would.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hyper::Method;
+use serde_json::{json, Value};
+use stationkeeper::cli::ApiClient;
+use stationkeeper::config::Config;
+use stationkeeper::startup::{spawn, Running};
+
+use super::station::Station;
+
+pub const TOKEN: &str = "test-operator-token";
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub cfg: Config,
+    pub running: Running,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.state_dir = dir.join("state");
+    cfg.cups.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.api.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.api.tokens = Some(vec![TOKEN.to_string()]);
+    cfg.limits.drain_secs = 5;
+    cfg
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(dir.path());
+        f(&mut cfg);
+        let running = spawn(cfg.clone()).await.expect("server starts");
+        TestServer { dir, cfg, running }
+    }
+
+    /// Stops the server (drain and all) and starts it again on the same ports and
+    /// the same state directory.
+    pub async fn restart(self) -> TestServer {
+        let TestServer { dir, mut cfg, running } = self;
+        cfg.cups.listen = running.cups_addr;
+        cfg.api.listen = running.api_addr;
+        running.shutdown.cancel();
+        running.done.await.unwrap();
+        let running = spawn(cfg.clone()).await.expect("server restarts");
+        TestServer { dir, cfg, running }
+    }
+
+    pub fn cups(&self) -> SocketAddr {
+        self.running.cups_addr
+    }
+
+    pub fn cups_uri(&self) -> String {
+        self.running.app.cups_uri.clone()
+    }
+
+    pub fn api(&self) -> ApiClient {
+        ApiClient::new(&format!("http://{}", self.running.api_addr), TOKEN.into(), None).unwrap()
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        self.api().call(method, path, body).await
+    }
+
+    pub async fn create_gateway(&self, eui: u64) -> String {
+        let v = self
+            .call(
+                Method::POST,
+                "/wireless-gateways",
+                Some(json!({"Name": format!("gw-{eui:x}"), "LoRaWAN": {"GatewayEui": format!("{eui:016x}"), "RfRegion": "EU868"}})),
+            )
+            .await
+            .unwrap();
+        v["Id"].as_str().unwrap().to_string()
+    }
+
+    /// Issues a credential generation and returns the API answer.
+    pub async fn issue(&self, id: &str, service: &str, kind: &str) -> Value {
+        self.call(
+            Method::POST,
+            &format!("/wireless-gateways/{id}/credentials"),
+            Some(json!({"Service": service, "Kind": kind})),
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn credentials(&self, id: &str) -> Value {
+        self.call(Method::GET, &format!("/wireless-gateways/{id}/credentials"), None)
+            .await
+            .unwrap()
+    }
+
+    /// A station whose home holds exactly the files of a credential answer.
+    pub fn station(&self, eui: u64, issued: &Value) -> Station {
+        let home = self.dir.path().join(format!("station-{eui:x}-{}", rand::random::<u32>()));
+        std::fs::create_dir_all(&home).unwrap();
+        let st = Station::new(home, eui);
+        install_files(&st, issued);
+        st.write_file("version.txt", "1.0.0\n");
+        st
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.cfg.state_dir.clone()
+    }
+}
+
+/// Writes the `Files` of a credential answer into a station home (what an
+/// operator does by hand), replacing the set's other files.
+pub fn install_files(st: &Station, issued: &Value) {
+    let files = issued["Files"].as_object().expect("Files");
+    let prefix = if files.keys().any(|k| k.starts_with("cups")) { "cups" } else { "tc" };
+    for ext in ["uri", "trust", "crt", "key"] {
+        st.remove_file(&format!("{prefix}.{ext}"));
+    }
+    for (name, content) in files {
+        st.write_file(name, content.as_str().unwrap());
+    }
+}

@@ -1,0 +1,300 @@
+//! End to end over real TLS: the real server on 127.0.0.1:0 and the station
+//! simulator (tests/common/station, written from the spec, sharing no code with the
+//! server) driving registration, URI redirect, credential rotation and fallback.
+
+mod common;
+
+use common::server::{install_files, TestServer};
+use common::station::{Category, CredResult, CredSet, StationError};
+use hyper::Method;
+use serde_json::json;
+use stationkeeper::config::UnknownGateways;
+
+const EUI: u64 = 0xb827_ebff_fe61_51a8;
+const OTHER: u64 = 0x0016_c001_ff10_0001;
+
+/// Asserts the poll succeeded and returns its parsed answer.
+macro_rules! ok {
+    ($outcome:expr) => {{
+        let o = $outcome;
+        assert!(o.is_success(), "poll failed: {:?} status {:?}", o.error, o.status);
+        o
+    }};
+}
+
+#[tokio::test]
+async fn mtls_gateway_gets_tc_uri_and_der_credentials_then_nothing_to_do() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let issued = srv.issue(&id, "CUPS", "ClientCertificate").await;
+    let mut st = srv.station(EUI, &issued);
+
+    // First contact: cups.uri already right; PEM files get replaced by the DER blob;
+    // an LNS token is issued and delivered with the tcUri.
+    let o = ok!(st.poll(srv.cups()).await);
+    let resp = o.response.as_ref().unwrap();
+    assert_eq!(resp.tls_version.as_deref(), Some("TLSv1_2"), "station speaks TLS 1.2");
+    assert!(resp.header("content-length").is_some());
+    assert!(resp.header("transfer-encoding").is_none());
+    let a = o.answer.as_ref().unwrap();
+    assert_eq!(a.cups_uri, None);
+    assert_eq!(a.tc_uri.as_deref(), Some(srv.running.app.tc_uri.as_bytes()));
+    assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))));
+    assert!(matches!(o.tc_cred, Some(CredResult::Installed(_))));
+    let tc_key = String::from_utf8(st.read_file("tc.key").unwrap()).unwrap();
+    assert!(tc_key.starts_with("Authorization: Bearer ") && tc_key.ends_with("\r\n"));
+    assert_eq!(st.read_file("tc.crt").unwrap(), b"", "token mode writes an empty tc.crt");
+    assert!(st.exists("cups-bak.done"), "first success makes the one-time backup");
+
+    // Second contact with the installed DER files: 200 and 14 zero bytes.
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14]);
+    let creds = srv.credentials(&id).await;
+    assert_eq!(creds["CUPS"]["Confirmed"], json!(true), "{creds}");
+    assert_eq!(creds["LNS"]["Confirmed"], json!(true), "{creds}");
+
+    // What it reported is recorded and visible.
+    let fw = srv
+        .call(Method::GET, &format!("/wireless-gateways/{id}/firmware-information"), None)
+        .await
+        .unwrap();
+    assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["PackageVersion"], "1.0.0");
+    assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["Station"], st.station_version.as_str());
+    assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["Model"], "linux");
+}
+
+#[tokio::test]
+async fn token_gateway_is_authenticated_by_its_header_line() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let issued = srv.issue(&id, "CUPS", "Token").await;
+    let key = issued["Files"]["cups.key"].as_str().unwrap();
+    assert!(key.starts_with("Authorization: Bearer ") && key.ends_with("\r\n"));
+    assert!(issued["Files"].get("cups.crt").is_none());
+    let mut st = srv.station(EUI, &issued);
+    let o = ok!(st.poll(srv.cups()).await);
+    assert!(String::from_utf8_lossy(&o.request).contains("\r\nAuthorization: Bearer "));
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14]);
+}
+
+#[tokio::test]
+async fn unknown_router_is_refused_and_station_falls_back() {
+    let srv = TestServer::start().await;
+    // A gateway holding valid-looking files for an EUI the server never registered.
+    let id = srv.create_gateway(OTHER).await;
+    let issued = srv.issue(&id, "CUPS", "Token").await;
+    let mut st = srv.station(EUI, &issued);
+    let o = st.poll(srv.cups()).await;
+    assert_eq!(o.status, Some(403));
+    assert!(matches!(o.error, Some(StationError::Rejected(403))));
+    assert_eq!(st.cred_set(), CredSet::Bak, "non-200 moves station to its backup set");
+}
+
+#[tokio::test]
+async fn register_mode_enrolls_an_unknown_gateway_on_first_use() {
+    let srv = TestServer::start_with(|c| c.gateways.unknown = UnknownGateways::Register).await;
+    let home = srv.dir.path().join("fresh");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut st = common::station::Station::new(home, EUI);
+    // Server-auth only: the trust and URI, nothing else.
+    let trust = srv
+        .call(Method::GET, "/service-endpoint?serviceType=CUPS", None)
+        .await
+        .unwrap();
+    st.write_set(
+        CredSet::Reg,
+        Category::Cups,
+        Some(&srv.cups_uri()),
+        Some(trust["ServerTrust"].as_str().unwrap().as_bytes()),
+        None,
+        None,
+    );
+    let o = ok!(st.poll(srv.cups()).await);
+    assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))), "gets a CUPS token");
+    let gw = srv
+        .call(Method::GET, &format!("/wireless-gateways/{EUI:016x}?identifierType=GatewayEui"), None)
+        .await
+        .unwrap();
+    assert_eq!(gw["LoRaWAN"]["GatewayEui"], format!("{EUI:016x}"));
+    // From now on it authenticates with the token it was given.
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14]);
+    assert!(String::from_utf8_lossy(&o.request).contains("Authorization: Bearer "));
+    // Once confirmed, a poll for that EUI without the token is refused.
+    let home = srv.dir.path().join("impostor");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut impostor = common::station::Station::new(home, EUI);
+    impostor.write_set(
+        CredSet::Reg,
+        Category::Cups,
+        Some(&srv.cups_uri()),
+        Some(trust["ServerTrust"].as_str().unwrap().as_bytes()),
+        None,
+        None,
+    );
+    assert_eq!(impostor.poll(srv.cups()).await.status, Some(403));
+}
+
+#[tokio::test]
+async fn another_gateways_certificate_or_token_gets_nothing() {
+    let srv = TestServer::start().await;
+    let mine = srv.create_gateway(EUI).await;
+    let theirs = srv.create_gateway(OTHER).await;
+    srv.issue(&mine, "CUPS", "ClientCertificate").await;
+    for kind in ["ClientCertificate", "Token"] {
+        let stolen = srv.issue(&theirs, "CUPS", kind).await;
+        // Claims to be EUI while holding OTHER's credentials.
+        let mut st = srv.station(EUI, &stolen);
+        let o = st.poll(srv.cups()).await;
+        assert_eq!(o.status, Some(403), "{kind}");
+        assert!(o.body.iter().all(|b| b.is_ascii()), "no binary answer leaks");
+    }
+    // And LNS credentials do not open CUPS.
+    let lns = srv.issue(&mine, "LNS", "Token").await;
+    let st = srv.station(EUI, &srv.issue(&mine, "CUPS", "Token").await);
+    let token = lns["Files"]["tc.key"].as_str().unwrap();
+    st.write_file("cups.key", token);
+    let mut st = st;
+    assert_eq!(st.poll(srv.cups()).await.status, Some(403));
+}
+
+#[tokio::test]
+async fn cups_config_redirects_the_gateway() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
+    ok!(st.poll(srv.cups()).await);
+    ok!(st.poll(srv.cups()).await);
+    srv.call(
+        Method::PUT,
+        &format!("/wireless-gateways/{id}/cups-config"),
+        Some(json!({"CupsUri": "https://cups2.example.net:443", "TcUri": "wss://lns2.example.net:8887"})),
+    )
+    .await
+    .unwrap();
+    let o = ok!(st.poll(srv.cups()).await);
+    let a = o.answer.as_ref().unwrap();
+    assert_eq!(a.cups_uri.as_deref(), Some(&b"https://cups2.example.net:443"[..]));
+    assert_eq!(a.tc_uri.as_deref(), Some(&b"wss://lns2.example.net:8887"[..]));
+    assert_eq!(st.read_uri(CredSet::Reg, Category::Cups).as_deref(), Some("https://cups2.example.net:443"));
+    // A URI station cannot use is refused by the API.
+    let e = srv
+        .call(
+            Method::PUT,
+            &format!("/wireless-gateways/{id}/cups-config"),
+            Some(json!({"CupsUri": "https://cups.example.net/path"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("400") && e.contains("CupsUri"), "{e}");
+}
+
+#[tokio::test]
+async fn rotation_overlaps_then_retires_and_backup_still_gets_in() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let gen1 = srv.issue(&id, "CUPS", "ClientCertificate").await;
+    let mut st = srv.station(EUI, &gen1);
+    ok!(st.poll(srv.cups()).await); // installs gen1 as DER, backs up the PEM gen1 files
+    ok!(st.poll(srv.cups()).await); // confirms gen1
+
+    // Rotate: the gateway still presents gen1 and receives gen2.
+    let gen2 = srv.issue(&id, "CUPS", "ClientCertificate").await;
+    assert_eq!(gen2["Generation"], 2);
+    let o = ok!(st.poll(srv.cups()).await);
+    assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))));
+    let c = srv.credentials(&id).await;
+    assert_eq!(c["CUPS"]["Generation"], 2);
+    assert_eq!(c["CUPS"]["Confirmed"], false);
+    // Next poll presents gen2 and reports its CRC: confirmed.
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14]);
+    assert_eq!(srv.credentials(&id).await["CUPS"]["Confirmed"], true);
+    let gen2_files = (st.read_file("cups.crt").unwrap(), st.read_file("cups.key").unwrap());
+
+    // Rotate again and confirm gen3: gen2 is retired and refused.
+    srv.issue(&id, "CUPS", "ClientCertificate").await;
+    ok!(st.poll(srv.cups()).await);
+    ok!(st.poll(srv.cups()).await);
+    let c = srv.credentials(&id).await;
+    assert_eq!(c["CUPS"]["Generation"], 3);
+    assert_eq!(c["CUPS"]["Confirmed"], true);
+    let states: Vec<_> = c["Generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["Service"] == "CUPS")
+        .map(|g| (g["Generation"].as_u64().unwrap(), g["State"].as_str().unwrap().to_string(), g["AcceptedAsBackup"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (1, "Retired".to_string(), true),
+            (2, "Retired".to_string(), false),
+            (3, "Current".to_string(), false)
+        ]
+    );
+
+    // Put the retired gen2 back into the regular set: refused, station falls back to
+    // cups-bak (gen1, copied once at the first success), which still gets in and is
+    // handed gen3 again.
+    st.write_file("cups.crt", &gen2_files.0);
+    st.write_file("cups.key", &gen2_files.1);
+    let o = st.poll(srv.cups()).await;
+    assert_eq!(o.status, Some(403));
+    assert_eq!(st.cred_set(), CredSet::Bak);
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.set, CredSet::Bak);
+    assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))));
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.set, CredSet::Reg);
+    assert_eq!(o.body, vec![0u8; 14]);
+}
+
+#[tokio::test]
+async fn lns_rotation_is_delivered_and_confirmed() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
+    ok!(st.poll(srv.cups()).await);
+    ok!(st.poll(srv.cups()).await);
+    let before = st.read_file("tc.key").unwrap();
+    let lns = srv.issue(&id, "LNS", "ClientCertificate").await;
+    assert!(lns["Files"]["tc.crt"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    let o = ok!(st.poll(srv.cups()).await);
+    assert!(matches!(o.tc_cred, Some(CredResult::Installed(_))));
+    assert_ne!(st.read_file("tc.key").unwrap(), before);
+    assert_eq!(&st.read_file("tc.key").unwrap()[..2], &[0x30, 0x77], "SEC1 DER key");
+    ok!(st.poll(srv.cups()).await);
+    assert_eq!(srv.credentials(&id).await["LNS"]["Confirmed"], true);
+}
+
+#[tokio::test]
+async fn restart_keeps_gateways_credentials_and_confirmations() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "ClientCertificate").await);
+    ok!(st.poll(srv.cups()).await);
+    ok!(st.poll(srv.cups()).await);
+    let srv = srv.restart().await;
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14], "same CA, same URIs, same credentials after restart");
+    assert_eq!(srv.credentials(&id).await["CUPS"]["Confirmed"], true);
+}
+
+#[tokio::test]
+async fn installed_files_match_what_the_api_handed_out() {
+    // The operator's files (PEM) and the CUPS blob (DER) carry the same identity:
+    // after the first poll, the gateway's cert is the DER of the PEM it started with.
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let issued = srv.issue(&id, "CUPS", "ClientCertificate").await;
+    let mut st = srv.station(EUI, &issued);
+    install_files(&st, &issued);
+    ok!(st.poll(srv.cups()).await);
+    let der = st.read_file("cups.crt").unwrap();
+    let pem = issued["Files"]["cups.crt"].as_str().unwrap();
+    let from_pem = rustls_pemfile::certs(&mut pem.as_bytes()).next().unwrap().unwrap();
+    assert_eq!(der, from_pem.to_vec());
+}
