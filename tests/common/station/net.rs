@@ -219,7 +219,7 @@ pub async fn exchange(
     transport: &Transport,
     request: &[u8],
     opts: &ReadOptions,
-    done: &mut dyn FnMut(&[u8]) -> bool,
+    done: &mut (dyn FnMut(&[u8]) -> bool + Send),
 ) -> Result<RawResponse, StationError> {
     let tcp = tokio::time::timeout(opts.timeout, TcpStream::connect(addr))
         .await
@@ -308,7 +308,7 @@ async fn exchange_on<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     request: &[u8],
     opts: &ReadOptions,
-    done: &mut dyn FnMut(&[u8]) -> bool,
+    done: &mut (dyn FnMut(&[u8]) -> bool + Send),
 ) -> Result<RawResponse, StationError> {
     tokio::time::timeout(opts.timeout, async {
         s.write_all(request).await?;
