@@ -229,8 +229,7 @@ impl Config {
             message,
         };
         if let Some(u) = &self.cups.public_uri {
-            check_station_uri(u, &["https", "http"])
-                .map_err(|m| invalid("cups.public_uri", m))?;
+            check_station_uri(u, &["https", "http"]).map_err(|m| invalid("cups.public_uri", m))?;
         }
         if let Some(u) = &self.lns.public_uri {
             check_station_uri(u, &["wss", "ws"]).map_err(|m| invalid("lns.public_uri", m))?;
@@ -292,7 +291,10 @@ pub fn check_station_uri(uri: &str, schemes: &[&str]) -> Result<(), String> {
         ));
     }
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(format!("{uri:?} has no scheme; write {}://host:port", schemes[0]));
+        return Err(format!(
+            "{uri:?} has no scheme; write {}://host:port",
+            schemes[0]
+        ));
     };
     if !schemes.contains(&scheme) {
         return Err(format!("{uri:?}: scheme must be one of {schemes:?}"));
@@ -304,7 +306,12 @@ pub fn check_station_uri(uri: &str, schemes: &[&str]) -> Result<(), String> {
     }
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && !p.is_empty() => (h, p),
-        _ => return Err(format!("{uri:?} needs a host and a port: {}://host:port", schemes[0])),
+        _ => {
+            return Err(format!(
+                "{uri:?} needs a host and a port: {}://host:port",
+                schemes[0]
+            ))
+        }
     };
     if port.parse::<u16>().is_err() {
         return Err(format!("{uri:?}: port {port:?} is not a number 0-65535"));
@@ -330,9 +337,7 @@ fn apply_env(
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.clone()));
-        let section = SECTIONS
-            .iter()
-            .find(|s| rest.starts_with(&format!("{s}_")));
+        let section = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_")));
         match section {
             Some(s) => {
                 let key = &rest[s.len() + 1..];
@@ -356,11 +361,14 @@ fn apply_env(
 }
 
 /// This machine's host name, for default URIs and the dev server certificate.
+/// `/proc` comes first; systemd's `ProcSubset=pid` hides it, so `/etc/hostname`
+/// is the fallback, then `localhost`.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .find(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
 }
 
@@ -444,10 +452,22 @@ unknown = "reject"
         let cases = [
             ("[cups]\nlisten = \"nonsense\"\n", "listen"),
             ("[cups]\nlistn = \"0.0.0.0:1\"\n", "unknown field `listn`"),
-            ("[gateways]\nunknown = \"allow\"\n", "unknown variant `allow`"),
-            ("[cups]\npublic_uri = \"https://cups.example.net\"\n", "cups.public_uri"),
-            ("[cups]\npublic_uri = \"https://cups.example.net:443/\"\n", "has a path"),
-            ("[lns]\npublic_uri = \"https://lns.example.net:443\"\n", "lns.public_uri"),
+            (
+                "[gateways]\nunknown = \"allow\"\n",
+                "unknown variant `allow`",
+            ),
+            (
+                "[cups]\npublic_uri = \"https://cups.example.net\"\n",
+                "cups.public_uri",
+            ),
+            (
+                "[cups]\npublic_uri = \"https://cups.example.net:443/\"\n",
+                "has a path",
+            ),
+            (
+                "[lns]\npublic_uri = \"https://lns.example.net:443\"\n",
+                "lns.public_uri",
+            ),
             ("[tls]\ncert = \"a.crt\"\n", "tls.cert"),
             ("[api]\ntokens = []\n", "api.tokens"),
             ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
@@ -457,7 +477,9 @@ unknown = "reject"
             let e = load(text, &[]).unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
-        let e = load("", &[("STATIONKEEPER_API_LISTN", "x")]).unwrap_err().to_string();
+        let e = load("", &[("STATIONKEEPER_API_LISTN", "x")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `listn`"), "{e}");
     }
 

@@ -82,7 +82,8 @@ impl FromStr for Eui {
         // A `<letters>-` prefix (router-::1, muxs-::0) is a label, not part of the id.
         let s = match s.split_once('-') {
             Some((prefix, rest))
-                if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphabetic())
+                if !prefix.is_empty()
+                    && prefix.bytes().all(|b| b.is_ascii_alphabetic())
                     && !prefix.bytes().all(|b| b.is_ascii_hexdigit()) =>
             {
                 rest

@@ -134,10 +134,17 @@ pub fn authenticate(
                 Ok(p) => return Ok(p),
                 Err(r) => reasons.push(r),
             }
-        } else if creds.iter().any(|c| c.cert_sha256.as_deref() == Some(&cert.sha256)) {
+        } else if creds
+            .iter()
+            .any(|c| c.cert_sha256.as_deref() == Some(&cert.sha256))
+        {
             reasons.push(format!(
                 "client certificate belongs to this gateway's {} credentials, not {}",
-                if service == Service::Cups { "LNS" } else { "CUPS" },
+                if service == Service::Cups {
+                    "LNS"
+                } else {
+                    "CUPS"
+                },
                 service.as_str()
             ));
         } else {
@@ -214,7 +221,12 @@ mod tests {
             cred(Service::Cups, 3, CredState::Current, false),
         ];
         for g in 1..=3 {
-            let p = authenticate(Service::Cups, Eui(7), &token(&format!("tok-CUPS-{g}")), &creds);
+            let p = authenticate(
+                Service::Cups,
+                Eui(7),
+                &token(&format!("tok-CUPS-{g}")),
+                &creds,
+            );
             assert!(matches!(p, Ok(Proof::Generation { generation, .. }) if generation == g));
         }
     }
@@ -230,8 +242,8 @@ mod tests {
         assert!(e.contains("retired"), "{e}");
         let e = authenticate(Service::Cups, Eui(7), &token("tok-LNS-1"), &creds).unwrap_err();
         assert!(e.contains("not one of"), "{e}");
-        let e = authenticate(Service::Cups, Eui(7), &cert("cert-LNS-1", Some(7)), &creds)
-            .unwrap_err();
+        let e =
+            authenticate(Service::Cups, Eui(7), &cert("cert-LNS-1", Some(7)), &creds).unwrap_err();
         assert!(e.contains("LNS credentials"), "{e}");
         let e = authenticate(Service::Cups, Eui(7), &cert("other", Some(8)), &creds).unwrap_err();
         assert!(e.contains("bound to EUI 0000000000000008"), "{e}");

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use p256::pkcs8::DecodePrivateKey;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -97,10 +97,11 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 }
 
 fn to_sec1(key: &KeyPair) -> Result<(Vec<u8>, String), PkiError> {
-    let sk = p256::SecretKey::from_pkcs8_der(&key.serialize_der()).map_err(|e| PkiError::Crypto {
-        what: "converting key to SEC1".into(),
-        message: e.to_string(),
-    })?;
+    let sk =
+        p256::SecretKey::from_pkcs8_der(&key.serialize_der()).map_err(|e| PkiError::Crypto {
+            what: "converting key to SEC1".into(),
+            message: e.to_string(),
+        })?;
     let der = sec1_der(&sk);
     let pem = pem("EC PRIVATE KEY", &der);
     Ok((der, pem))
@@ -117,7 +118,10 @@ impl Ca {
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         validity(&mut params, 20);
-        let cert = params.clone().self_signed(&key).map_err(crypto("self-signing the CA"))?;
+        let cert = params
+            .clone()
+            .self_signed(&key)
+            .map_err(crypto("self-signing the CA"))?;
         Ok(Ca {
             cert_pem: cert.pem(),
             cert_der: cert.der().to_vec(),
@@ -129,8 +133,8 @@ impl Ca {
     /// Loads a CA from its PEM certificate and PEM private key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca, PkiError> {
         let key = KeyPair::from_pem(key_pem).map_err(crypto("reading the CA key"))?;
-        let params =
-            CertificateParams::from_ca_cert_pem(cert_pem).map_err(crypto("reading the CA certificate"))?;
+        let params = CertificateParams::from_ca_cert_pem(cert_pem)
+            .map_err(crypto("reading the CA certificate"))?;
         let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
             .next()
             .and_then(Result::ok)
@@ -175,7 +179,10 @@ impl Ca {
     pub fn issue_server(&self, names: &[String]) -> Result<Issued, PkiError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().map_or("stationkeeper", String::as_str));
+        dn.push(
+            DnType::CommonName,
+            names.first().map_or("stationkeeper", String::as_str),
+        );
         params.distinguished_name = dn;
         params.subject_alt_names = names
             .iter()

@@ -48,7 +48,10 @@ pub async fn issue(
 ) -> Result<Provisioned, ProvisionError> {
     let p = service.file_prefix();
     let mut files = BTreeMap::new();
-    files.insert(format!("{p}.uri"), format!("{}\n", target_uri(app, gw, service)));
+    files.insert(
+        format!("{p}.uri"),
+        format!("{}\n", target_uri(app, gw, service)),
+    );
     files.insert(format!("{p}.trust"), app.tls.trust_pem.clone());
     let trust = &app.tls.trust_der;
     let (blob, cert_sha256, token_sha256) = match kind {

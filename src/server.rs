@@ -90,8 +90,18 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
         permits: Arc::new(Semaphore::new(limits.max_connections)),
         ..api
     };
-    tracker.spawn(accept_loop(cups, listeners.cups, shutdown.clone(), tracker.clone()));
-    tracker.spawn(accept_loop(api, listeners.api, shutdown.clone(), tracker.clone()));
+    tracker.spawn(accept_loop(
+        cups,
+        listeners.cups,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(accept_loop(
+        api,
+        listeners.api,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
     tracing::info!(
         cups = ?cups_addr,
         api = ?api_addr,
@@ -122,7 +132,12 @@ struct Face {
     header_timeout: Duration,
 }
 
-async fn accept_loop(face: Face, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
+async fn accept_loop(
+    face: Face,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     loop {
         let permit = tokio::select! {
             p = face.permits.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -182,7 +197,14 @@ where
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
         let router = router.clone();
-        async move { Ok::<_, Infallible>(router.oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {})) }
+        async move {
+            Ok::<_, Infallible>(
+                router
+                    .oneshot(req.map(axum::body::Body::new))
+                    .await
+                    .unwrap_or_else(|e| match e {}),
+            )
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

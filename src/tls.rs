@@ -76,9 +76,13 @@ pub fn dev_server_names(cfg: &Config, host: &str) -> Vec<String> {
             .and_then(|(_, r)| r.rsplit_once(':'))
             .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
     };
-    for n in [Some(host.to_string()), uri_host(cfg.cups_public_uri(host)), uri_host(cfg.lns_public_uri(host))]
-        .into_iter()
-        .flatten()
+    for n in [
+        Some(host.to_string()),
+        uri_host(cfg.cups_public_uri(host)),
+        uri_host(cfg.lns_public_uri(host)),
+    ]
+    .into_iter()
+    .flatten()
     {
         if !names.contains(&n) {
             names.push(n);

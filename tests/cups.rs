@@ -17,7 +17,12 @@ const OTHER: u64 = 0x0016_c001_ff10_0001;
 macro_rules! ok {
     ($outcome:expr) => {{
         let o = $outcome;
-        assert!(o.is_success(), "poll failed: {:?} status {:?}", o.error, o.status);
+        assert!(
+            o.is_success(),
+            "poll failed: {:?} status {:?}",
+            o.error,
+            o.status
+        );
         o
     }};
 }
@@ -33,7 +38,11 @@ async fn mtls_gateway_gets_tc_uri_and_der_credentials_then_nothing_to_do() {
     // an LNS token is issued and delivered with the tcUri.
     let o = ok!(st.poll(srv.cups()).await);
     let resp = o.response.as_ref().unwrap();
-    assert_eq!(resp.tls_version.as_deref(), Some("TLSv1_2"), "station speaks TLS 1.2");
+    assert_eq!(
+        resp.tls_version.as_deref(),
+        Some("TLSv1_2"),
+        "station speaks TLS 1.2"
+    );
     assert!(resp.header("content-length").is_some());
     assert!(resp.header("transfer-encoding").is_none());
     let a = o.answer.as_ref().unwrap();
@@ -43,8 +52,15 @@ async fn mtls_gateway_gets_tc_uri_and_der_credentials_then_nothing_to_do() {
     assert!(matches!(o.tc_cred, Some(CredResult::Installed(_))));
     let tc_key = String::from_utf8(st.read_file("tc.key").unwrap()).unwrap();
     assert!(tc_key.starts_with("Authorization: Bearer ") && tc_key.ends_with("\r\n"));
-    assert_eq!(st.read_file("tc.crt").unwrap(), b"", "token mode writes an empty tc.crt");
-    assert!(st.exists("cups-bak.done"), "first success makes the one-time backup");
+    assert_eq!(
+        st.read_file("tc.crt").unwrap(),
+        b"",
+        "token mode writes an empty tc.crt"
+    );
+    assert!(
+        st.exists("cups-bak.done"),
+        "first success makes the one-time backup"
+    );
 
     // Second contact with the installed DER files: 200 and 14 zero bytes.
     let o = ok!(st.poll(srv.cups()).await);
@@ -55,11 +71,18 @@ async fn mtls_gateway_gets_tc_uri_and_der_credentials_then_nothing_to_do() {
 
     // What it reported is recorded and visible.
     let fw = srv
-        .call(Method::GET, &format!("/wireless-gateways/{id}/firmware-information"), None)
+        .call(
+            Method::GET,
+            &format!("/wireless-gateways/{id}/firmware-information"),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["PackageVersion"], "1.0.0");
-    assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["Station"], st.station_version.as_str());
+    assert_eq!(
+        fw["LoRaWAN"]["CurrentVersion"]["Station"],
+        st.station_version.as_str()
+    );
     assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["Model"], "linux");
 }
 
@@ -88,7 +111,11 @@ async fn unknown_router_is_refused_and_station_falls_back() {
     let o = st.poll(srv.cups()).await;
     assert_eq!(o.status, Some(403));
     assert!(matches!(o.error, Some(StationError::Rejected(403))));
-    assert_eq!(st.cred_set(), CredSet::Bak, "non-200 moves station to its backup set");
+    assert_eq!(
+        st.cred_set(),
+        CredSet::Bak,
+        "non-200 moves station to its backup set"
+    );
 }
 
 #[tokio::test]
@@ -111,9 +138,16 @@ async fn register_mode_enrolls_an_unknown_gateway_on_first_use() {
         None,
     );
     let o = ok!(st.poll(srv.cups()).await);
-    assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))), "gets a CUPS token");
+    assert!(
+        matches!(o.cups_cred, Some(CredResult::Installed(_))),
+        "gets a CUPS token"
+    );
     let gw = srv
-        .call(Method::GET, &format!("/wireless-gateways/{EUI:016x}?identifierType=GatewayEui"), None)
+        .call(
+            Method::GET,
+            &format!("/wireless-gateways/{EUI:016x}?identifierType=GatewayEui"),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(gw["LoRaWAN"]["GatewayEui"], format!("{EUI:016x}"));
@@ -148,7 +182,10 @@ async fn another_gateways_certificate_or_token_gets_nothing() {
         let mut st = srv.station(EUI, &stolen);
         let o = st.poll(srv.cups()).await;
         assert_eq!(o.status, Some(403), "{kind}");
-        assert!(o.body.iter().all(|b| b.is_ascii()), "no binary answer leaks");
+        assert!(
+            o.body.iter().all(|b| b.is_ascii()),
+            "no binary answer leaks"
+        );
     }
     // And LNS credentials do not open CUPS.
     let lns = srv.issue(&mine, "LNS", "Token").await;
@@ -175,9 +212,18 @@ async fn cups_config_redirects_the_gateway() {
     .unwrap();
     let o = ok!(st.poll(srv.cups()).await);
     let a = o.answer.as_ref().unwrap();
-    assert_eq!(a.cups_uri.as_deref(), Some(&b"https://cups2.example.net:443"[..]));
-    assert_eq!(a.tc_uri.as_deref(), Some(&b"wss://lns2.example.net:8887"[..]));
-    assert_eq!(st.read_uri(CredSet::Reg, Category::Cups).as_deref(), Some("https://cups2.example.net:443"));
+    assert_eq!(
+        a.cups_uri.as_deref(),
+        Some(&b"https://cups2.example.net:443"[..])
+    );
+    assert_eq!(
+        a.tc_uri.as_deref(),
+        Some(&b"wss://lns2.example.net:8887"[..])
+    );
+    assert_eq!(
+        st.read_uri(CredSet::Reg, Category::Cups).as_deref(),
+        Some("https://cups2.example.net:443")
+    );
     // A URI station cannot use is refused by the API.
     let e = srv
         .call(
@@ -211,7 +257,10 @@ async fn rotation_overlaps_then_retires_and_backup_still_gets_in() {
     let o = ok!(st.poll(srv.cups()).await);
     assert_eq!(o.body, vec![0u8; 14]);
     assert_eq!(srv.credentials(&id).await["CUPS"]["Confirmed"], true);
-    let gen2_files = (st.read_file("cups.crt").unwrap(), st.read_file("cups.key").unwrap());
+    let gen2_files = (
+        st.read_file("cups.crt").unwrap(),
+        st.read_file("cups.key").unwrap(),
+    );
 
     // Rotate again and confirm gen3: gen2 is retired and refused.
     srv.issue(&id, "CUPS", "ClientCertificate").await;
@@ -225,7 +274,13 @@ async fn rotation_overlaps_then_retires_and_backup_still_gets_in() {
         .unwrap()
         .iter()
         .filter(|g| g["Service"] == "CUPS")
-        .map(|g| (g["Generation"].as_u64().unwrap(), g["State"].as_str().unwrap().to_string(), g["AcceptedAsBackup"].as_bool().unwrap()))
+        .map(|g| {
+            (
+                g["Generation"].as_u64().unwrap(),
+                g["State"].as_str().unwrap().to_string(),
+                g["AcceptedAsBackup"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         states,
@@ -261,11 +316,18 @@ async fn lns_rotation_is_delivered_and_confirmed() {
     ok!(st.poll(srv.cups()).await);
     let before = st.read_file("tc.key").unwrap();
     let lns = srv.issue(&id, "LNS", "ClientCertificate").await;
-    assert!(lns["Files"]["tc.crt"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    assert!(lns["Files"]["tc.crt"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
     let o = ok!(st.poll(srv.cups()).await);
     assert!(matches!(o.tc_cred, Some(CredResult::Installed(_))));
     assert_ne!(st.read_file("tc.key").unwrap(), before);
-    assert_eq!(&st.read_file("tc.key").unwrap()[..2], &[0x30, 0x77], "SEC1 DER key");
+    assert_eq!(
+        &st.read_file("tc.key").unwrap()[..2],
+        &[0x30, 0x77],
+        "SEC1 DER key"
+    );
     ok!(st.poll(srv.cups()).await);
     assert_eq!(srv.credentials(&id).await["LNS"]["Confirmed"], true);
 }
@@ -279,7 +341,11 @@ async fn restart_keeps_gateways_credentials_and_confirmations() {
     ok!(st.poll(srv.cups()).await);
     let srv = srv.restart().await;
     let o = ok!(st.poll(srv.cups()).await);
-    assert_eq!(o.body, vec![0u8; 14], "same CA, same URIs, same credentials after restart");
+    assert_eq!(
+        o.body,
+        vec![0u8; 14],
+        "same CA, same URIs, same credentials after restart"
+    );
     assert_eq!(srv.credentials(&id).await["CUPS"]["Confirmed"], true);
 }
 
@@ -295,6 +361,9 @@ async fn installed_files_match_what_the_api_handed_out() {
     ok!(st.poll(srv.cups()).await);
     let der = st.read_file("cups.crt").unwrap();
     let pem = issued["Files"]["cups.crt"].as_str().unwrap();
-    let from_pem = rustls_pemfile::certs(&mut pem.as_bytes()).next().unwrap().unwrap();
+    let from_pem = rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(der, from_pem.to_vec());
 }

@@ -40,7 +40,10 @@ async fn token_gateway(srv: &TestServer) -> String {
     let id = srv.create_gateway(EUI).await;
     let issued = srv.issue(&id, "CUPS", "Token").await;
     let line = issued["Files"]["cups.key"].as_str().unwrap();
-    line.trim_end().strip_prefix("Authorization: Bearer ").unwrap().to_string()
+    line.trim_end()
+        .strip_prefix("Authorization: Bearer ")
+        .unwrap()
+        .to_string()
 }
 
 const GOOD: &str = r#"{"router":"b827:ebff:fe61:51a8","cupsUri":null,"tcUri":null,"cupsCredCrc":0,"tcCredCrc":2077607535,"station":"2.0.6(rpi/std) 2022-01-21 10:00:00","model":"rpi","package":"1.0.0","keys":[]}"#;
@@ -57,11 +60,26 @@ async fn malformed_bodies_get_400_naming_the_problem() {
     let cases: Vec<(String, &str)> = vec![
         ("not json at all".into(), "not the JSON"),
         ("[1,2,3]".into(), "not the JSON"),
-        (r#"{"router":"b827:ebff:fe61:51a8"}"#.into(), "missing field"),
-        (GOOD.replace(r#""model":"rpi""#, r#""model":5"#), "invalid type"),
-        (GOOD.replace(r#""cupsCredCrc":0"#, r#""cupsCredCrc":-3"#), "invalid value"),
-        (GOOD.replace("b827:ebff:fe61:51a8", "b827-ebff:fe61"), "router"),
-        (GOOD.replace("b827:ebff:fe61:51a8", "12345678901234567"), "router"),
+        (
+            r#"{"router":"b827:ebff:fe61:51a8"}"#.into(),
+            "missing field",
+        ),
+        (
+            GOOD.replace(r#""model":"rpi""#, r#""model":5"#),
+            "invalid type",
+        ),
+        (
+            GOOD.replace(r#""cupsCredCrc":0"#, r#""cupsCredCrc":-3"#),
+            "invalid value",
+        ),
+        (
+            GOOD.replace("b827:ebff:fe61:51a8", "b827-ebff:fe61"),
+            "router",
+        ),
+        (
+            GOOD.replace("b827:ebff:fe61:51a8", "12345678901234567"),
+            "router",
+        ),
     ];
     for (body, want) in cases {
         let (status, text) = post(&srv, body.as_bytes(), Some(&token)).await;
@@ -88,7 +106,10 @@ async fn missing_or_wrong_auth_gets_403_with_the_reason() {
 async fn oversized_body_gets_413() {
     let srv = TestServer::start_with(|c| c.limits.cups_body_bytes = 1024).await;
     let token = token_gateway(&srv).await;
-    let big = GOOD.replace(r#""keys":[]"#, &format!(r#""keys":[{}]"#, vec!["1"; 1000].join(",")));
+    let big = GOOD.replace(
+        r#""keys":[]"#,
+        &format!(r#""keys":[{}]"#, vec!["1"; 1000].join(",")),
+    );
     assert!(big.len() > 1024);
     let (status, text) = post(&srv, big.as_bytes(), Some(&token)).await;
     assert_eq!(status, 413);
@@ -98,10 +119,19 @@ async fn oversized_body_gets_413() {
 
 /// Opens a TLS connection and returns it without sending a request.
 async fn open_tls(srv: &TestServer) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let Transport::Tls { config, server_name } = tls(srv).await else { unreachable!() };
+    let Transport::Tls {
+        config,
+        server_name,
+    } = tls(srv).await
+    else {
+        unreachable!()
+    };
     let tcp = TcpStream::connect(srv.cups()).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from(server_name).unwrap();
-    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap()
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
 }
 
 /// Reads until EOF (or error); panics if the server keeps the connection open
@@ -119,7 +149,9 @@ async fn stalled_headers_are_cut_off_by_the_header_timeout() {
     let srv = TestServer::start_with(|c| c.limits.header_timeout_secs = 1).await;
     let token = token_gateway(&srv).await;
     let mut s = open_tls(&srv).await;
-    s.write_all(b"POST /update-info HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    s.write_all(b"POST /update-info HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let got = read_to_close(&mut s, Duration::from_secs(10)).await;
     let text = String::from_utf8_lossy(&got);
     assert!(got.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
@@ -131,7 +163,11 @@ async fn stalled_body_gets_408() {
     let srv = TestServer::start_with(|c| c.limits.body_timeout_secs = 1).await;
     let token = token_gateway(&srv).await;
     let mut s = open_tls(&srv).await;
-    let req = build_request(&host_port(&srv), Some(format!("Authorization: Bearer {token}\r\n").as_bytes()), GOOD.as_bytes());
+    let req = build_request(
+        &host_port(&srv),
+        Some(format!("Authorization: Bearer {token}\r\n").as_bytes()),
+        GOOD.as_bytes(),
+    );
     s.write_all(&req[..req.len() - 40]).await.unwrap();
     let got = read_to_close(&mut s, Duration::from_secs(10)).await;
     let text = String::from_utf8_lossy(&got);
@@ -152,7 +188,10 @@ async fn plain_http_and_garbage_on_the_tls_port_are_closed() {
         let mut tcp = TcpStream::connect(srv.cups()).await.unwrap();
         tcp.write_all(&junk).await.unwrap();
         let got = read_to_close(&mut tcp, Duration::from_secs(10)).await;
-        assert!(!got.starts_with(b"HTTP/1.1 200"), "no answer to non-TLS bytes");
+        assert!(
+            !got.starts_with(b"HTTP/1.1 200"),
+            "no answer to non-TLS bytes"
+        );
     }
     // A client that connects and says nothing is dropped at the handshake timeout.
     still_serves(&srv, &token).await;
@@ -177,11 +216,18 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     let third = tokio::spawn({
         let transport = tls(&srv).await;
         let addr = srv.cups();
-        let req = build_request(&host_port(&srv), Some(format!("Authorization: Bearer {token}\r\n").as_bytes()), GOOD.as_bytes());
+        let req = build_request(
+            &host_port(&srv),
+            Some(format!("Authorization: Bearer {token}\r\n").as_bytes()),
+            GOOD.as_bytes(),
+        );
         async move { raw_exchange(addr, &transport, &req, &ReadOptions::default()).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!third.is_finished(), "third connection must wait for a free slot");
+    assert!(
+        !third.is_finished(),
+        "third connection must wait for a free slot"
+    );
     drop(a);
     let r = tokio::time::timeout(Duration::from_secs(10), third)
         .await

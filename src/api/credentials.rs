@@ -38,13 +38,17 @@ async fn cups_config(
     ApiJson(b): ApiJson<CupsConfigBody>,
 ) -> Result<StatusCode, ApiError> {
     if let Some(u) = &b.cups_uri {
-        check_station_uri(u, &["https", "http"]).map_err(|m| ApiError::validation(format!("CupsUri: {m}")))?;
+        check_station_uri(u, &["https", "http"])
+            .map_err(|m| ApiError::validation(format!("CupsUri: {m}")))?;
     }
     if let Some(u) = &b.tc_uri {
-        check_station_uri(u, &["wss", "ws"]).map_err(|m| ApiError::validation(format!("TcUri: {m}")))?;
+        check_station_uri(u, &["wss", "ws"])
+            .map_err(|m| ApiError::validation(format!("TcUri: {m}")))?;
     }
     let g = find(&app, &id, None).await?;
-    app.store.set_cups_config(g.gw.id, b.cups_uri, b.tc_uri).await?;
+    app.store
+        .set_cups_config(g.gw.id, b.cups_uri, b.tc_uri)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

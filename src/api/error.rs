@@ -47,7 +47,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), "API request failed: {}", self.message);
+            tracing::error!(
+                status = self.status.as_u16(),
+                "API request failed: {}",
+                self.message
+            );
             "internal error; see the server log".to_string()
         } else {
             self.message.clone()

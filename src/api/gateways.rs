@@ -17,9 +17,18 @@ use crate::store::{Gateway, GatewayPatch, NewGateway, StoreError};
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/wireless-gateways", get(list).post(create))
-        .route("/wireless-gateways/{id}", get(get_one).patch(patch).delete(delete))
-        .route("/wireless-gateways/{id}/firmware-information", get(firmware))
-        .route("/wireless-gateways/{id}/gateway-statistics", get(statistics))
+        .route(
+            "/wireless-gateways/{id}",
+            get(get_one).patch(patch).delete(delete),
+        )
+        .route(
+            "/wireless-gateways/{id}/firmware-information",
+            get(firmware),
+        )
+        .route(
+            "/wireless-gateways/{id}/gateway-statistics",
+            get(statistics),
+        )
 }
 
 pub const RF_REGIONS: &[&str] = &[
@@ -112,7 +121,10 @@ fn gateway_json(g: &Gateway) -> Value {
     })
 }
 
-async fn create(State(app): State<App>, ApiJson(b): ApiJson<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
     validate(&b.lorawan)?;
     let id = crate::app::new_id();
     let eui = b.lorawan.gateway_eui;
@@ -143,7 +155,8 @@ struct IdentifierQuery {
 /// or when it parses as an EUI and is no Id) its EUI.
 pub(super) async fn find(app: &App, ident: &str, kind: Option<&str>) -> Result<Gateway, ApiError> {
     let by_eui = |e: &str| -> Result<Eui, ApiError> {
-        e.parse().map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
+        e.parse()
+            .map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
     };
     let result = match kind {
         Some("GatewayEui") => app.store.gateway_by_eui(by_eui(ident)?).await,
@@ -174,7 +187,10 @@ async fn get_one(
     Ok(Json(gateway_json(&g)))
 }
 
-async fn list(State(app): State<App>, ApiQuery(page): ApiQuery<Page>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(app): State<App>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
     let limit = page.limit()?;
     let mut rows = app.store.list_gateways(page.next_token, limit + 1).await?;
     let next = (rows.len() > limit).then(|| {
@@ -228,10 +244,15 @@ async fn firmware(State(app): State<App>, Path(id): Path<String>) -> Result<Json
         }}),
         None => json!({}),
     };
-    Ok(Json(json!({"WirelessGatewayId": g.gw.id, "LoRaWAN": lorawan})))
+    Ok(Json(
+        json!({"WirelessGatewayId": g.gw.id, "LoRaWAN": lorawan}),
+    ))
 }
 
-async fn statistics(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn statistics(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let g = find(&app, &id, None).await?;
     let last = g.last_report.as_ref();
     Ok(Json(json!({

@@ -29,7 +29,12 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(authed)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path; see the README's API reference") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such API path; see the README's API reference",
+            )
+        })
         .with_state(app)
 }
 
@@ -106,7 +111,9 @@ impl Page {
     pub fn limit(&self) -> Result<usize, ApiError> {
         match self.max_results.unwrap_or(100) {
             n @ 1..=250 => Ok(n),
-            n => Err(ApiError::validation(format!("maxResults {n} is out of range 1..=250"))),
+            n => Err(ApiError::validation(format!(
+                "maxResults {n} is out of range 1..=250"
+            ))),
         }
     }
 }

@@ -40,7 +40,9 @@ impl ApiClient {
             (None, None, Some(t)) => t[0].clone(),
             (None, None, None) => read_token(&cfg.state_dir.join("api-token"))?,
         };
-        let ca = o.ca.clone().unwrap_or_else(|| cfg.state_dir.join("pki/ca.crt"));
+        let ca =
+            o.ca.clone()
+                .unwrap_or_else(|| cfg.state_dir.join("pki/ca.crt"));
         ApiClient::new(&url, token, Some(&ca))
     }
 
@@ -83,12 +85,20 @@ impl ApiClient {
     }
 
     /// Sends one request; a non-2xx answer becomes `Err` with the API's message.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let (status, bytes) = self.send(method, path, body.map(|b| b.to_string().into_bytes())).await?;
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let (status, bytes) = self
+            .send(method, path, body.map(|b| b.to_string().into_bytes()))
+            .await?;
         let json: Value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         if status.is_success() {
             Ok(json)
@@ -108,9 +118,11 @@ impl ApiClient {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), String> {
         let addr = format!("{}:{}", self.host, self.port);
-        let tcp = TcpStream::connect(&addr)
-            .await
-            .map_err(|e| format!("cannot reach the operator API at {addr}: {e} (is `stationkeeper serve` running?)"))?;
+        let tcp = TcpStream::connect(&addr).await.map_err(|e| {
+            format!(
+                "cannot reach the operator API at {addr}: {e} (is `stationkeeper serve` running?)"
+            )
+        })?;
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -156,5 +168,10 @@ where
 fn read_token(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map(|t| t.trim().to_string())
-        .map_err(|e| format!("cannot read the API token from {}: {e} (pass --token or --config)", path.display()))
+        .map_err(|e| {
+            format!(
+                "cannot read the API token from {}: {e} (pass --token or --config)",
+                path.display()
+            )
+        })
 }

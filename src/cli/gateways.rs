@@ -100,7 +100,9 @@ pub async fn run(a: GatewaysArgs) -> CliResult {
             if let Some(d) = description {
                 body["Description"] = json!(d);
             }
-            let created = c.call(Method::POST, "/wireless-gateways", Some(body)).await?;
+            let created = c
+                .call(Method::POST, "/wireless-gateways", Some(body))
+                .await?;
             print(&created);
             if let Some(out) = out {
                 let id = created["Id"].as_str().unwrap_or_default();
@@ -130,12 +132,20 @@ pub async fn run(a: GatewaysArgs) -> CliResult {
             c.call(Method::DELETE, &gw(&gateway), None).await?;
         }
         GwCommand::Firmware { gateway } => print(
-            &c.call(Method::GET, &format!("{}/firmware-information", gw(&gateway)), None)
-                .await?,
+            &c.call(
+                Method::GET,
+                &format!("{}/firmware-information", gw(&gateway)),
+                None,
+            )
+            .await?,
         ),
         GwCommand::Stats { gateway } => print(
-            &c.call(Method::GET, &format!("{}/gateway-statistics", gw(&gateway)), None)
-                .await?,
+            &c.call(
+                Method::GET,
+                &format!("{}/gateway-statistics", gw(&gateway)),
+                None,
+            )
+            .await?,
         ),
         GwCommand::CupsConfig {
             gateway,
@@ -143,8 +153,12 @@ pub async fn run(a: GatewaysArgs) -> CliResult {
             tc_uri,
         } => {
             let body = json!({"CupsUri": cups_uri, "TcUri": tc_uri});
-            c.call(Method::PUT, &format!("{}/cups-config", gw(&gateway)), Some(body))
-                .await?;
+            c.call(
+                Method::PUT,
+                &format!("{}/cups-config", gw(&gateway)),
+                Some(body),
+            )
+            .await?;
         }
         GwCommand::Credentials { gateway } => print(
             &c.call(Method::GET, &format!("{}/credentials", gw(&gateway)), None)

@@ -15,7 +15,11 @@ use clap::{Args, Parser, Subcommand};
 pub use client::ApiClient;
 
 #[derive(Parser)]
-#[command(name = "stationkeeper", version, about = "Fleet update server for LoRa Basics Station gateways")]
+#[command(
+    name = "stationkeeper",
+    version,
+    about = "Fleet update server for LoRa Basics Station gateways"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,8 +61,18 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    use std::io::IsTerminal;
+    // Logs go to stderr (journald keeps both streams); colour only on a terminal.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -85,7 +99,10 @@ pub fn main() -> ExitCode {
 pub type CliResult = Result<(), String>;
 
 /// Writes the gateway files of a credential answer into `dir`.
-pub fn write_gateway_files(dir: &std::path::Path, files: &serde_json::Value) -> Result<Vec<PathBuf>, String> {
+pub fn write_gateway_files(
+    dir: &std::path::Path,
+    files: &serde_json::Value,
+) -> Result<Vec<PathBuf>, String> {
     crate::fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut written = vec![];
     let obj = files.as_object().ok_or("answer has no Files")?;

@@ -44,13 +44,18 @@ enum PkiCommand {
 pub async fn run(a: PkiArgs) -> CliResult {
     match a.command {
         PkiCommand::Init => {
-            let cfg = Config::load(a.api.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+            let cfg = Config::load(a.api.config.as_deref(), std::env::vars())
+                .map_err(|e| e.to_string())?;
             let names = crate::tls::dev_server_names(&cfg, &host_name());
             let dir = cfg.state_dir.join("pki");
             crate::pki::DevPki::load_or_create(&dir, &names).map_err(|e| e.to_string())?;
             println!("CA certificate      {}", dir.join("ca.crt").display());
             println!("CA key (keep safe)  {}", dir.join("ca.key").display());
-            println!("server certificate  {} for {}", dir.join("server.crt").display(), names.join(", "));
+            println!(
+                "server certificate  {} for {}",
+                dir.join("server.crt").display(),
+                names.join(", ")
+            );
             Ok(())
         }
         PkiCommand::Gateway {

@@ -17,17 +17,31 @@ pub struct ServeArgs {
 
 pub async fn run(a: ServeArgs) -> super::CliResult {
     let cfg = Config::load(a.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
-    let running = crate::startup::spawn(cfg).await.map_err(|e| e.to_string())?;
+    let running = crate::startup::spawn(cfg)
+        .await
+        .map_err(|e| e.to_string())?;
     let app = &running.app;
     let state = app.config.state_dir.display();
     println!("stationkeeper is running");
-    println!("  CUPS          {} (gateways are told {})", running.cups_addr, app.cups_uri);
-    println!("  operator API  {}://{}", if app.config.api.tls { "https" } else { "http" }, running.api_addr);
+    println!(
+        "  CUPS          {} (gateways are told {})",
+        running.cups_addr, app.cups_uri
+    );
+    println!(
+        "  operator API  {}://{}",
+        if app.config.api.tls { "https" } else { "http" },
+        running.api_addr
+    );
     match &running.token_file {
         Some(p) => println!("  API token     {}", p.display()),
         None => println!("  API token     from [api] tokens in the config"),
     }
-    println!("  gateway CA    {} (cups.trust for gateways)", app.tls.dev_ca_path.display());
+    let trust = match (&app.config.tls.trust, &app.config.tls.cert) {
+        (Some(t), _) => t.display().to_string(),
+        (None, Some(c)) => format!("last certificate of {}", c.display()),
+        (None, None) => app.tls.dev_ca_path.display().to_string(),
+    };
+    println!("  gateway trust {trust} (cups.trust / tc.trust for gateways)");
     println!("  database      {state}/stationkeeper.db");
     println!(
         "  next: stationkeeper gateways create --eui <EUI> --region EU868 --out gw-files{}  then copy gw-files/* to the gateway's station home",

@@ -12,7 +12,10 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientPart<'a> {
     /// Mutual TLS: client certificate DER and SEC1 / PKCS#1 private key DER.
-    Certificate { cert_der: &'a [u8], key_der: &'a [u8] },
+    Certificate {
+        cert_der: &'a [u8],
+        key_der: &'a [u8],
+    },
     /// `Authorization: Bearer <token>` header line.
     Token(&'a str),
     /// Server authentication only: 8 zero bytes after the trust.
@@ -160,7 +163,13 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, CredError::UnsupportedDerLength { part: "client key", .. }));
+        assert!(matches!(
+            err,
+            CredError::UnsupportedDerLength {
+                part: "client key",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -41,8 +41,18 @@ pub fn decide(report: &UpdateInfo, wanted: &Wanted) -> Decision {
         head.tc_uri = Some(wanted.tc_uri.clone());
     }
     for (service, target, reported, slot) in [
-        (Service::Cups, &wanted.cups_cred, report.cups_cred_crc, &mut head.cups_cred),
-        (Service::Lns, &wanted.tc_cred, report.tc_cred_crc, &mut head.tc_cred),
+        (
+            Service::Cups,
+            &wanted.cups_cred,
+            report.cups_cred_crc,
+            &mut head.cups_cred,
+        ),
+        (
+            Service::Lns,
+            &wanted.tc_cred,
+            report.tc_cred_crc,
+            &mut head.tc_cred,
+        ),
     ] {
         if let Some(t) = target {
             if t.crc == reported {
@@ -60,7 +70,12 @@ mod tests {
     use super::*;
     use crate::eui::Eui;
 
-    fn report(cups_uri: Option<&str>, tc_uri: Option<&str>, cups_crc: u32, tc_crc: u32) -> UpdateInfo {
+    fn report(
+        cups_uri: Option<&str>,
+        tc_uri: Option<&str>,
+        cups_crc: u32,
+        tc_crc: u32,
+    ) -> UpdateInfo {
         UpdateInfo {
             router: Eui(1),
             cups_uri: cups_uri.map(String::from),
@@ -108,7 +123,10 @@ mod tests {
     #[test]
     fn a_fresh_gateway_gets_uris_and_both_blobs() {
         let d = decide(&report(None, None, 0x7BD5_C66F, 0x7BD5_C66F), &wanted());
-        assert_eq!(d.head.cups_uri.as_deref(), Some("https://cups.example.net:8443"));
+        assert_eq!(
+            d.head.cups_uri.as_deref(),
+            Some("https://cups.example.net:8443")
+        );
         assert_eq!(d.head.tc_uri.as_deref(), Some("wss://lns.example.net:8887"));
         assert_eq!(d.head.cups_cred.as_deref(), Some(&b"cups-blob"[..]));
         assert_eq!(d.head.tc_cred.as_deref(), Some(&b"tc-blob"[..]));
@@ -124,7 +142,10 @@ mod tests {
             12345,
         );
         let d = decide(&r, &wanted());
-        assert_eq!(d.head.cups_uri.as_deref(), Some("https://cups.example.net:8443"));
+        assert_eq!(
+            d.head.cups_uri.as_deref(),
+            Some("https://cups.example.net:8443")
+        );
         assert_eq!(d.head.tc_uri, None);
         assert_eq!(d.head.cups_cred, None);
         assert_eq!(d.head.tc_cred.as_deref(), Some(&b"tc-blob"[..]));
@@ -138,10 +159,7 @@ mod tests {
             tc_cred: None,
             ..wanted()
         };
-        let d = decide(
-            &report(Some(&w.cups_uri), Some(&w.tc_uri), 1, 2),
-            &w,
-        );
+        let d = decide(&report(Some(&w.cups_uri), Some(&w.tc_uri), 1, 2), &w);
         assert_eq!(d.head, AnswerHead::nothing());
         assert!(d.confirmed.is_empty());
     }

@@ -34,14 +34,23 @@ struct Refusal(StatusCode, String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        (self.0, [(header::CONTENT_TYPE, "text/plain")], self.1 + "\n").into_response()
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "text/plain")],
+            self.1 + "\n",
+        )
+            .into_response()
     }
 }
 
 async fn read_body(app: &AppState, body: Body) -> Result<Bytes, Refusal> {
     let limit = app.config.limits.cups_body_bytes;
     let secs = app.config.limits.body_timeout_secs;
-    match tokio::time::timeout(Duration::from_secs(secs), Limited::new(body, limit).collect()).await
+    match tokio::time::timeout(
+        Duration::from_secs(secs),
+        Limited::new(body, limit).collect(),
+    )
+    .await
     {
         Err(_) => Err(Refusal(
             StatusCode::REQUEST_TIMEOUT,
@@ -51,7 +60,10 @@ async fn read_body(app: &AppState, body: Body) -> Result<Bytes, Refusal> {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is over {limit} bytes; station sends about 300"),
         )),
-        Ok(Err(e)) => Err(Refusal(StatusCode::BAD_REQUEST, format!("reading body: {e}"))),
+        Ok(Err(e)) => Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("reading body: {e}"),
+        )),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
 }
@@ -64,7 +76,11 @@ fn token_evidence(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn update_info(State(app): State<App>, req: Request) -> Response {
-    let conn = req.extensions().get::<ConnInfo>().cloned().unwrap_or_default();
+    let conn = req
+        .extensions()
+        .get::<ConnInfo>()
+        .cloned()
+        .unwrap_or_default();
     let (parts, body) = req.into_parts();
     match handle(&app, &conn, &parts.headers, body).await {
         Ok(r) => r,
@@ -82,7 +98,8 @@ async fn handle(
     body: Body,
 ) -> Result<Response, Refusal> {
     let bytes = read_body(app, body).await?;
-    let info = UpdateInfo::parse(&bytes).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let info =
+        UpdateInfo::parse(&bytes).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
     let eui = info.router;
     let evidence = Evidence {
         cert: conn.cert.clone(),
@@ -126,8 +143,11 @@ async fn handle(
         Ok(p) => Some(p),
         // Open registration is trust on first use: until the gateway has proved it
         // holds a CUPS generation, it may poll without one.
-        Err(_) if app.config.gateways.unknown == UnknownGateways::Register
-            && !creds.iter().any(|c| c.service == Service::Cups && c.confirmed_at.is_some()) =>
+        Err(_)
+            if app.config.gateways.unknown == UnknownGateways::Register
+                && !creds
+                    .iter()
+                    .any(|c| c.service == Service::Cups && c.confirmed_at.is_some()) =>
         {
             None
         }
@@ -154,7 +174,11 @@ async fn handle(
             .map_err(|e| internal(&e))?;
     }
     if !missing.is_empty() {
-        creds = app.store.credentials(gw.gw.id.clone()).await.map_err(|e| internal(&e))?;
+        creds = app
+            .store
+            .credentials(gw.gw.id.clone())
+            .await
+            .map_err(|e| internal(&e))?;
     }
 
     let wanted = wanted(app, &gw, &creds);
@@ -164,7 +188,9 @@ async fn handle(
         Some(Proof::Generation { generation, .. }) => Some((Service::Cups, *generation)),
         _ => None,
     };
-    let auth = proof.as_ref().map_or_else(|| "none (open registration)".to_string(), Proof::describe);
+    let auth = proof
+        .as_ref()
+        .map_or_else(|| "none (open registration)".to_string(), Proof::describe);
     app.store
         .record_poll(PollRecord {
             gateway_id: gw.gw.id.clone(),

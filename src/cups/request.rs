@@ -57,7 +57,8 @@ where
 
 impl UpdateInfo {
     pub fn parse(body: &[u8]) -> Result<UpdateInfo, RequestError> {
-        let raw: Raw = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+        let raw: Raw =
+            serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
         let missing = |name: &str| RequestError::Json(format!("missing field `{name}`"));
         Ok(UpdateInfo {
             router: Eui::from_json(&raw.router).map_err(|e| RequestError::Router(e.to_string()))?,
@@ -84,7 +85,10 @@ mod tests {
         assert_eq!(SPEC_EXAMPLE.len(), 232);
         let info = UpdateInfo::parse(SPEC_EXAMPLE.as_bytes()).unwrap();
         assert_eq!(info.router, Eui(0xb827_ebff_fe61_51a8));
-        assert_eq!(info.cups_uri.as_deref(), Some("https://cups.example.com:443"));
+        assert_eq!(
+            info.cups_uri.as_deref(),
+            Some("https://cups.example.com:443")
+        );
         assert_eq!(info.tc_uri, None);
         assert_eq!(info.cups_cred_crc, 3_526_472_290);
         assert_eq!(info.tc_cred_crc, 0x7BD5_C66F);
@@ -107,11 +111,23 @@ mod tests {
             ("not json", "not the JSON"),
             ("[]", "not the JSON"),
             (r#"{"router":"::1"}"#, "missing field"),
-            (&SPEC_EXAMPLE.replace(r#""tcUri":null,"#, ""), "missing field `tcUri`"),
+            (
+                &SPEC_EXAMPLE.replace(r#""tcUri":null,"#, ""),
+                "missing field `tcUri`",
+            ),
             (&SPEC_EXAMPLE.replace("3526472290", "-1"), "invalid value"),
-            (&SPEC_EXAMPLE.replace("3526472290", "4294967296"), "invalid value"),
-            (&SPEC_EXAMPLE.replace(r#""model":"rpi""#, r#""model":7"#), "invalid type"),
-            (&SPEC_EXAMPLE.replace("b827:ebff:fe61:51a8", "xyz"), "field `router`"),
+            (
+                &SPEC_EXAMPLE.replace("3526472290", "4294967296"),
+                "invalid value",
+            ),
+            (
+                &SPEC_EXAMPLE.replace(r#""model":"rpi""#, r#""model":7"#),
+                "invalid type",
+            ),
+            (
+                &SPEC_EXAMPLE.replace("b827:ebff:fe61:51a8", "xyz"),
+                "field `router`",
+            ),
         ];
         for (body, want) in cases {
             let err = UpdateInfo::parse(body.as_bytes()).unwrap_err().to_string();

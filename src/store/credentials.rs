@@ -197,10 +197,7 @@ impl Store {
     }
 
     /// Registers a gateway (unknown = "register") and records its first poll at once.
-    pub async fn register_gateway(
-        &self,
-        g: gateways::NewGateway,
-    ) -> Result<Gateway, StoreError> {
+    pub async fn register_gateway(&self, g: gateways::NewGateway) -> Result<Gateway, StoreError> {
         self.run(move |c| {
             gateways::insert(c, &g)?;
             gateways::by_eui(c, g.eui)?.ok_or(StoreError::NotFound)

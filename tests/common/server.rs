@@ -22,8 +22,10 @@ pub struct TestServer {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.state_dir = dir.join("state");
+    let mut cfg = Config {
+        state_dir: dir.join("state"),
+        ..Config::default()
+    };
     cfg.cups.listen = "127.0.0.1:0".parse().unwrap();
     cfg.api.listen = "127.0.0.1:0".parse().unwrap();
     cfg.api.tokens = Some(vec![TOKEN.to_string()]);
@@ -47,7 +49,11 @@ impl TestServer {
     /// Stops the server (drain and all) and starts it again on the same ports and
     /// the same state directory.
     pub async fn restart(self) -> TestServer {
-        let TestServer { dir, mut cfg, running } = self;
+        let TestServer {
+            dir,
+            mut cfg,
+            running,
+        } = self;
         cfg.cups.listen = running.cups_addr;
         cfg.api.listen = running.api_addr;
         running.shutdown.cancel();
@@ -65,10 +71,20 @@ impl TestServer {
     }
 
     pub fn api(&self) -> ApiClient {
-        ApiClient::new(&format!("http://{}", self.running.api_addr), TOKEN.into(), None).unwrap()
+        ApiClient::new(
+            &format!("http://{}", self.running.api_addr),
+            TOKEN.into(),
+            None,
+        )
+        .unwrap()
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         self.api().call(method, path, body).await
     }
 
@@ -96,14 +112,21 @@ impl TestServer {
     }
 
     pub async fn credentials(&self, id: &str) -> Value {
-        self.call(Method::GET, &format!("/wireless-gateways/{id}/credentials"), None)
-            .await
-            .unwrap()
+        self.call(
+            Method::GET,
+            &format!("/wireless-gateways/{id}/credentials"),
+            None,
+        )
+        .await
+        .unwrap()
     }
 
     /// A station whose home holds exactly the files of a credential answer.
     pub fn station(&self, eui: u64, issued: &Value) -> Station {
-        let home = self.dir.path().join(format!("station-{eui:x}-{}", rand::random::<u32>()));
+        let home = self
+            .dir
+            .path()
+            .join(format!("station-{eui:x}-{}", rand::random::<u32>()));
         std::fs::create_dir_all(&home).unwrap();
         let st = Station::new(home, eui);
         install_files(&st, issued);
@@ -120,7 +143,11 @@ impl TestServer {
 /// operator does by hand), replacing the set's other files.
 pub fn install_files(st: &Station, issued: &Value) {
     let files = issued["Files"].as_object().expect("Files");
-    let prefix = if files.keys().any(|k| k.starts_with("cups")) { "cups" } else { "tc" };
+    let prefix = if files.keys().any(|k| k.starts_with("cups")) {
+        "cups"
+    } else {
+        "tc"
+    };
     for ext in ["uri", "trust", "crt", "key"] {
         st.remove_file(&format!("{prefix}.{ext}"));
     }

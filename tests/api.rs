@@ -1,0 +1,281 @@
+//! The operator API as an operator's script uses it: bearer token, AWS-shaped
+//! JSON, the error shape, paging, and every wireless-gateway call.
+
+mod common;
+
+use common::server::{TestServer, TOKEN};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use stationkeeper::cli::ApiClient;
+
+async fn raw(
+    srv: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Value) {
+    let c = ApiClient::new(
+        &format!("http://{}", srv.running.api_addr),
+        token.into(),
+        None,
+    )
+    .unwrap();
+    let (status, bytes) = c
+        .send(
+            method,
+            path,
+            (!body.is_empty()).then(|| body.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, v)
+}
+
+#[tokio::test]
+async fn healthz_needs_no_token_but_everything_else_does() {
+    let srv = TestServer::start().await;
+    let (s, _) = raw(&srv, "", Method::GET, "/healthz", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = raw(&srv, "wrong-token", Method::GET, "/wireless-gateways", "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["Code"], "UnauthorizedException");
+    let (s, _) = raw(&srv, TOKEN, Method::GET, "/wireless-gateways", "").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn gateway_lifecycle() {
+    let srv = TestServer::start().await;
+    let body = json!({
+        "Name": "roof", "Description": "north roof",
+        "LoRaWAN": {"GatewayEui": "B8-27-EB-FF-FE-61-51-A8", "RfRegion": "US915", "SubBands": [2],
+                    "JoinEuiFilters": [["0000000000000000", "00000000ffffffff"]], "NetIdFilters": ["000013"]},
+        "Tags": [{"Key": "site", "Value": "x"}], "ClientRequestToken": "abc"
+    });
+    let created = srv
+        .call(Method::POST, "/wireless-gateways", Some(body.clone()))
+        .await
+        .unwrap();
+    let id = created["Id"].as_str().unwrap();
+
+    let got = srv
+        .call(Method::GET, &format!("/wireless-gateways/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(got["Name"], "roof");
+    assert_eq!(
+        got["LoRaWAN"]["GatewayEui"], "b827ebfffe6151a8",
+        "EUIs are shown as 16 lowercase hex digits"
+    );
+    assert_eq!(got["LoRaWAN"]["RfRegion"], "US915");
+    assert_eq!(got["LoRaWAN"]["SubBands"], json!([2]));
+    let by_eui = srv
+        .call(
+            Method::GET,
+            "/wireless-gateways/b827:ebff:fe61:51a8?identifierType=GatewayEui",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_eui["Id"], id);
+
+    let e = srv
+        .call(Method::POST, "/wireless-gateways", Some(body))
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("409") && e.contains("already exists"), "{e}");
+
+    srv.call(
+        Method::PATCH,
+        &format!("/wireless-gateways/{id}"),
+        Some(json!({"Name": "roof-2"})),
+    )
+    .await
+    .unwrap();
+    let got = srv
+        .call(Method::GET, &format!("/wireless-gateways/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(got["Name"], "roof-2");
+    assert_eq!(got["Description"], "north roof");
+
+    let fw = srv
+        .call(
+            Method::GET,
+            &format!("/wireless-gateways/{id}/firmware-information"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fw["LoRaWAN"], json!({}), "no CUPS poll yet");
+    let st = srv
+        .call(
+            Method::GET,
+            &format!("/wireless-gateways/{id}/gateway-statistics"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(st["ConnectionStatus"], "Disconnected");
+    assert_eq!(st["LastUplinkReceivedAt"], Value::Null);
+
+    srv.call(Method::DELETE, &format!("/wireless-gateways/{id}"), None)
+        .await
+        .unwrap();
+    let e = srv
+        .call(Method::GET, &format!("/wireless-gateways/{id}"), None)
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("404"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_aws_error_shape_naming_the_field() {
+    let srv = TestServer::start().await;
+    let cases = [
+        (
+            r#"{"LoRaWAN":{"GatewayEui":"0102030405060708","RfRegion":"EU868"},"Colour":"red"}"#,
+            "unknown field `Colour`",
+        ),
+        (
+            r#"{"LoRaWAN":{"GatewayEui":"xyz","RfRegion":"EU868"}}"#,
+            "invalid EUI",
+        ),
+        (
+            r#"{"LoRaWAN":{"GatewayEui":"0102030405060708","RfRegion":"MARS"}}"#,
+            "RfRegion",
+        ),
+        (
+            r#"{"LoRaWAN":{"GatewayEui":"0102030405060708","RfRegion":"EU868","SubBands":[2]}}"#,
+            "SubBands",
+        ),
+        (
+            r#"{"LoRaWAN":{"GatewayEui":"0102030405060708","RfRegion":"US915","SubBands":[9]}}"#,
+            "SubBands",
+        ),
+        (
+            r#"{"LoRaWAN":{"GatewayEui":"0102030405060708","RfRegion":"EU868","NetIdFilters":["13"]}}"#,
+            "NetIdFilters",
+        ),
+        (
+            r#"{"LoRaWAN":{"RfRegion":"EU868"}}"#,
+            "missing field `GatewayEui`",
+        ),
+        ("not json", "invalid request body"),
+    ];
+    for (body, want) in cases {
+        let (s, v) = raw(&srv, TOKEN, Method::POST, "/wireless-gateways", body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(v["Code"], "ValidationException");
+        assert!(v["Message"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    let (s, v) = raw(
+        &srv,
+        TOKEN,
+        Method::GET,
+        "/wireless-gateways?maxResults=0",
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = raw(
+        &srv,
+        TOKEN,
+        Method::GET,
+        "/service-endpoint?serviceType=FTP",
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = raw(&srv, TOKEN, Method::GET, "/nope", "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["Code"], "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn api_body_cap_answers_413() {
+    let srv = TestServer::start_with(|c| c.limits.api_body_bytes = 256).await;
+    let body = format!(
+        r#"{{"Name":"{}","LoRaWAN":{{"GatewayEui":"0102030405060708","RfRegion":"EU868"}}}}"#,
+        "x".repeat(300)
+    );
+    let (s, v) = raw(&srv, TOKEN, Method::POST, "/wireless-gateways", &body).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(v["Code"], "PayloadTooLarge");
+}
+
+#[tokio::test]
+async fn listing_pages_with_next_token() {
+    let srv = TestServer::start().await;
+    for i in 0..5u64 {
+        srv.create_gateway(0x1000 + i).await;
+    }
+    let mut seen = vec![];
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(t) => format!("/wireless-gateways?maxResults=2&nextToken={t}"),
+            None => "/wireless-gateways?maxResults=2".to_string(),
+        };
+        let page = srv.call(Method::GET, &path, None).await.unwrap();
+        let list = page["WirelessGatewayList"].as_array().unwrap();
+        assert!(list.len() <= 2);
+        seen.extend(list.iter().map(|g| g["Id"].as_str().unwrap().to_string()));
+        match page.get("NextToken").and_then(Value::as_str) {
+            Some(t) => next = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+}
+
+#[tokio::test]
+async fn service_endpoint_and_credential_files() {
+    let srv = TestServer::start().await;
+    let cups = srv
+        .call(Method::GET, "/service-endpoint?serviceType=CUPS", None)
+        .await
+        .unwrap();
+    assert_eq!(cups["ServiceEndpoint"], srv.cups_uri());
+    let ca = std::fs::read_to_string(srv.state_dir().join("pki/ca.crt")).unwrap();
+    let der = |pem: &str| {
+        rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(der(cups["ServerTrust"].as_str().unwrap()), der(&ca));
+    let lns = srv
+        .call(Method::GET, "/service-endpoint?serviceType=LNS", None)
+        .await
+        .unwrap();
+    assert!(lns["ServiceEndpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("wss://"));
+
+    let id = srv.create_gateway(0x42).await;
+    let issued = srv.issue(&id, "LNS", "ClientCertificate").await;
+    assert_eq!(issued["Generation"], 1);
+    let files = issued["Files"].as_object().unwrap();
+    let names: Vec<_> = files.keys().cloned().collect();
+    assert_eq!(names, ["tc.crt", "tc.key", "tc.trust", "tc.uri"]);
+    assert!(files["tc.key"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    let (s, v) = raw(
+        &srv,
+        TOKEN,
+        Method::POST,
+        &format!("/wireless-gateways/{id}/credentials"),
+        r#"{"Service":"FTP","Kind":"Token"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}

@@ -1,0 +1,188 @@
+//! The real binary, the way systemd runs it: a config file, a `ready` log line,
+//! config errors that name the key, and SIGTERM draining an in-flight request
+//! before exiting 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::station::net::client_config;
+use common::station::request::build_request;
+use hyper::Method;
+use serde_json::json;
+use stationkeeper::cli::ApiClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stationkeeper");
+
+fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("stationkeeper.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n{extra}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Starts `serve` and waits for its `ready` line; returns the child, the lines
+/// of stdout, and a receiver of further stderr lines.
+fn start(config: &std::path::Path) -> (Child, Vec<String>, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server logs ready");
+        if line.contains("ready") {
+            break;
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take(6)
+        .collect();
+    (child, lines, rx)
+}
+
+fn addr_after(lines: &[String], label: &str) -> std::net::SocketAddr {
+    let line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with(label))
+        .expect(label);
+    let word = line
+        .split_whitespace()
+        .find(|w| w.contains("127.0.0.1:"))
+        .unwrap();
+    word.trim_start_matches("http://").parse().unwrap()
+}
+
+#[test]
+fn a_config_error_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        (
+            "[gateways]\nunknown = \"maybe\"\n",
+            "unknown variant `maybe`",
+        ),
+        ("[cups]\nport = 1\n", "duplicate key"),
+        ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+    ] {
+        let cfg = write_config(dir.path(), extra);
+        let out = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{extra}: {err}");
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(write_config(dir.path(), ""))
+        .env("STATIONKEEPER_API_LISTN", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `listn`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_in_flight_poll_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let (mut child, lines, logs) = start(&cfg);
+    let cups = addr_after(&lines, "CUPS");
+    let api = addr_after(&lines, "operator API");
+    let cups_uri = lines[1]
+        .split("told ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+
+    // A gateway with a token.
+    let client = ApiClient::new(&format!("http://{api}"), "serve-test-token".into(), None).unwrap();
+    let id = client
+        .call(
+            Method::POST,
+            "/wireless-gateways",
+            Some(json!({"LoRaWAN": {"GatewayEui": "::1", "RfRegion": "EU868"}})),
+        )
+        .await
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issued = client
+        .call(
+            Method::POST,
+            &format!("/wireless-gateways/{id}/credentials"),
+            Some(json!({"Service": "CUPS", "Kind": "Token"})),
+        )
+        .await
+        .unwrap();
+    let token = issued["Files"]["cups.key"].as_str().unwrap().to_string();
+
+    // Start a poll, send half of it, then SIGTERM the server.
+    let trust = std::fs::read(dir.path().join("state/pki/ca.crt")).unwrap();
+    let host_port = cups_uri.split_once("://").unwrap().1;
+    let host = host_port.rsplit_once(':').unwrap().0.to_string();
+    let tcp = tokio::net::TcpStream::connect(cups).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_config(&trust, None, true).unwrap())
+        .connect(rustls::pki_types::ServerName::try_from(host).unwrap(), tcp)
+        .await
+        .unwrap();
+    let body = r#"{"router":"::1","cupsUri":null,"tcUri":null,"cupsCredCrc":0,"tcCredCrc":0,"station":"2.0.6(rpi/std) 2022-01-21 10:00:00","model":"rpi","package":"1.0.0","keys":[]}"#;
+    let req = build_request(host_port, Some(token.as_bytes()), body.as_bytes());
+    let (head, tail) = req.split_at(req.len() - 20);
+    tls.write_all(head).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The server logs the shutdown, then still finishes this request.
+    loop {
+        let line = logs
+            .recv_timeout(Duration::from_secs(10))
+            .expect("shutdown logged");
+        if line.contains("shutting down") {
+            break;
+        }
+    }
+    tls.write_all(tail).await.unwrap();
+    let mut answer = vec![];
+    tls.read_to_end(&mut answer).await.ok();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+
+    // New connections after shutdown are refused.
+    assert!(tokio::net::TcpStream::connect(cups).await.is_err());
+}
