@@ -10,6 +10,8 @@ use crate::tls::TlsMaterial;
 pub struct AppState {
     pub config: Config,
     pub store: Store,
+    /// The files behind blob Ids.
+    pub blobs: crate::blobstore::BlobFiles,
     pub tls: TlsMaterial,
     /// The cupsUri and tcUri gateways are told unless overridden per gateway.
     pub cups_uri: String,

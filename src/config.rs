@@ -18,7 +18,16 @@ pub struct Config {
     pub tls: TlsConfig,
     pub api: ApiConfig,
     pub gateways: GatewaysConfig,
+    pub firmware: FirmwareConfig,
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirmwareConfig {
+    /// Accept task definitions whose `SigKeyCrc` names no registered signing key
+    /// (so the signature cannot be checked before gateways get it).
+    pub allow_unverified: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +99,8 @@ pub struct Limits {
     pub api_body_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub drain_secs: u64,
+    /// Largest blob upload (update.bin, FUOTA image).
+    pub blob_bytes: u64,
 }
 
 impl Default for Config {
@@ -101,6 +112,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             api: ApiConfig::default(),
             gateways: GatewaysConfig::default(),
+            firmware: FirmwareConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -152,6 +164,7 @@ impl Default for Limits {
             cups_body_bytes: 16 * 1024,
             api_body_bytes: 1024 * 1024,
             drain_secs: 30,
+            blob_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -169,7 +182,9 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-const SECTIONS: &[&str] = &["cups", "lns", "tls", "api", "gateways", "limits"];
+const SECTIONS: &[&str] = &[
+    "cups", "lns", "tls", "api", "gateways", "firmware", "limits",
+];
 
 impl Config {
     /// Loads `path` (or the defaults with no file) and applies `env` overrides.
@@ -256,6 +271,7 @@ impl Config {
             ("limits.body_timeout_secs", l.body_timeout_secs),
             ("limits.cups_body_bytes", l.cups_body_bytes as u64),
             ("limits.api_body_bytes", l.api_body_bytes as u64),
+            ("limits.blob_bytes", l.blob_bytes),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));

@@ -156,7 +156,7 @@ fn parse_id6(s: &str) -> Option<Eui> {
             }
             let zeros = 4 - head.len() - tail.len();
             head.into_iter()
-                .chain(std::iter::repeat(0).take(zeros))
+                .chain(std::iter::repeat_n(0, zeros))
                 .chain(tail)
                 .collect()
         }

@@ -3,10 +3,13 @@
 
 pub mod api; // the operator API (AWS IoT Wireless shapes), auth, error mapping
 pub mod app; // AppState passed to every handler; ids, secrets, timestamps
+pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads
 pub mod cli; // the `stationkeeper` command line, one file per subcommand
 pub mod config; // the TOML config with env overrides (spec/running.md)
 pub mod cups; // the CUPS face: request, decision, answer encoder, handler
 pub mod eui; // EUI-64 / ID6 parsing and formatting
+pub mod filebody; // streaming a file as an HTTP body with an exact length
+pub mod firmware; // update signatures and the task state machine (pure)
 pub mod fsutil; // atomic, durable file writes
 pub mod identity; // services, credential kinds, and who a peer is
 pub mod pki; // CA, server and gateway certificates; the development PKI

@@ -91,9 +91,23 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
             .expect("tls load task")?
     };
     let (api_tokens, token_file) = api_tokens(&cfg)?;
+    let blobs = crate::blobstore::BlobFiles::open(&cfg.state_dir).map_err(|source| {
+        StartError::StateDir {
+            path: cfg.state_dir.join("blobs"),
+            source,
+        }
+    })?;
+    let interrupted = store.close_in_flight_attempts().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "update deliveries were cut off when the server last stopped; recorded as Interrupted"
+        );
+    }
     let app: App = Arc::new(AppState {
         config: cfg,
         store,
+        blobs,
         tls,
         cups_uri,
         tc_uri,

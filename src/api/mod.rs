@@ -2,9 +2,11 @@
 //! bearer-token auth, the JSON body extractor that names bad fields, and paging.
 //! Handlers live in one file per resource family.
 
+mod blobs;
 mod credentials;
 mod error;
 mod gateways;
+mod tasks;
 
 pub use error::ApiError;
 
@@ -25,6 +27,8 @@ pub fn router(app: App) -> Router {
     let authed = Router::new()
         .merge(gateways::routes())
         .merge(credentials::routes())
+        .merge(blobs::routes())
+        .merge(tasks::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -2,7 +2,7 @@
 //! wants it to have, decide the answer and what the poll proves. Pure logic over
 //! plain data: no I/O, no clock, no database handle, so every case is a unit test.
 
-use super::answer::AnswerHead;
+use super::answer::{AnswerHead, Signature};
 use super::request::UpdateInfo;
 use crate::identity::Service;
 
@@ -23,6 +23,14 @@ pub struct Wanted {
     pub tc_cred: Option<Target>,
 }
 
+/// A signed update to send in this answer (the bytes themselves are streamed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSection {
+    pub key_crc: u32,
+    pub signature: Vec<u8>,
+    pub len: u32,
+}
+
 /// The answer to send and the facts the poll established.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -31,8 +39,18 @@ pub struct Decision {
     pub confirmed: Vec<(Service, u32)>,
 }
 
-pub fn decide(report: &UpdateInfo, wanted: &Wanted) -> Decision {
+/// Decides the answer. `update` is what the firmware task plan chose to deliver.
+/// URIs and credentials ride in the same answer; station commits them before it
+/// runs the update (cups-protocol.md §4), so the update runs with them in place.
+pub fn decide(report: &UpdateInfo, wanted: &Wanted, update: Option<&UpdateSection>) -> Decision {
     let mut head = AnswerHead::nothing();
+    if let Some(u) = update {
+        head.signature = Some(Signature {
+            key_crc: u.key_crc,
+            der: u.signature.clone(),
+        });
+        head.update_len = u.len;
+    }
     let mut confirmed = Vec::new();
     if report.cups_uri.as_deref() != Some(wanted.cups_uri.as_str()) {
         head.cups_uri = Some(wanted.cups_uri.clone());
@@ -115,14 +133,18 @@ mod tests {
             crc32fast::hash(b"cups-blob"),
             crc32fast::hash(b"tc-blob"),
         );
-        let d = decide(&r, &w);
+        let d = decide(&r, &w, None);
         assert_eq!(d.head, AnswerHead::nothing());
         assert_eq!(d.confirmed, vec![(Service::Cups, 2), (Service::Lns, 1)]);
     }
 
     #[test]
     fn a_fresh_gateway_gets_uris_and_both_blobs() {
-        let d = decide(&report(None, None, 0x7BD5_C66F, 0x7BD5_C66F), &wanted());
+        let d = decide(
+            &report(None, None, 0x7BD5_C66F, 0x7BD5_C66F),
+            &wanted(),
+            None,
+        );
         assert_eq!(
             d.head.cups_uri.as_deref(),
             Some("https://cups.example.net:8443")
@@ -141,7 +163,7 @@ mod tests {
             crc32fast::hash(b"cups-blob"),
             12345,
         );
-        let d = decide(&r, &wanted());
+        let d = decide(&r, &wanted(), None);
         assert_eq!(
             d.head.cups_uri.as_deref(),
             Some("https://cups.example.net:8443")
@@ -153,13 +175,33 @@ mod tests {
     }
 
     #[test]
+    fn an_update_adds_signature_and_length() {
+        let w = wanted();
+        let r = report(
+            Some(&w.cups_uri),
+            Some(&w.tc_uri),
+            crc32fast::hash(b"cups-blob"),
+            crc32fast::hash(b"tc-blob"),
+        );
+        let u = UpdateSection {
+            key_crc: 0x1D1E_9F14,
+            signature: vec![0x30; 72],
+            len: 136,
+        };
+        let d = decide(&r, &w, Some(&u));
+        assert_eq!(d.head.update_len, 136);
+        assert_eq!(d.head.signature.as_ref().unwrap().key_crc, 0x1D1E_9F14);
+        assert_eq!(d.head.content_length(), 14 + 4 + 72 + 136);
+    }
+
+    #[test]
     fn no_target_generation_sends_no_blob() {
         let w = Wanted {
             cups_cred: None,
             tc_cred: None,
             ..wanted()
         };
-        let d = decide(&report(Some(&w.cups_uri), Some(&w.tc_uri), 1, 2), &w);
+        let d = decide(&report(Some(&w.cups_uri), Some(&w.tc_uri), 1, 2), &w, None);
         assert_eq!(d.head, AnswerHead::nothing());
         assert!(d.confirmed.is_empty());
     }

@@ -14,14 +14,18 @@ use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, Limited};
 
-use super::decide::{decide, Target, Wanted};
+use super::decide::{decide, Target, UpdateSection, Wanted};
 use super::request::UpdateInfo;
 use crate::app::{now, App, AppState};
 use crate::config::UnknownGateways;
+use crate::filebody::FileBody;
+use crate::firmware::task::{self, Reported, Version};
 use crate::identity::{authenticate, sha256_hex, CredKind, Evidence, Proof, Service};
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
-use crate::store::{CredState, Credential, CupsReport, Gateway, NewGateway, PollRecord};
+use crate::store::{
+    CredState, Credential, CupsReport, DefinitionRow, Gateway, NewGateway, PollRecord,
+};
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -109,27 +113,21 @@ async fn handle(
         tracing::error!(gateway = %eui, "CUPS poll failed: {e}");
         Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
     };
+    let reported = Version {
+        station: info.station.clone(),
+        package: info.package.clone(),
+        model: info.model.clone(),
+    };
 
-    let (gw, mut creds) = match app.store.gateway_with_credentials(eui).await.map_err(|e| internal(&e))? {
-        Some(found) => found,
+    let mut ctx = match app.store.poll_context(eui, reported.clone()).await.map_err(|e| internal(&e))? {
+        Some(ctx) => ctx,
         None if app.config.gateways.unknown == UnknownGateways::Register => {
-            let gw = app
-                .store
-                .register_gateway(NewGateway {
-                    id: crate::app::new_id(),
-                    eui,
-                    name: format!("auto-{eui}"),
-                    description: Some("registered by its first CUPS poll".into()),
-                    rf_region: None,
-                    sub_bands: None,
-                    join_eui_filters: None,
-                    net_id_filters: None,
-                    created_at: now(),
-                })
+            register(app, conn, eui).await.map_err(|e| internal(&e))?;
+            app.store
+                .poll_context(eui, reported.clone())
                 .await
-                .map_err(|e| internal(&e))?;
-            tracing::info!(gateway = %eui, id = %gw.gw.id, peer = %conn.remote, "registered unknown gateway ([gateways] unknown = \"register\")");
-            (gw, Vec::new())
+                .map_err(|e| internal(&e))?
+                .ok_or_else(|| internal(&"registered gateway vanished"))?
         }
         None => {
             return Err(Refusal(
@@ -138,14 +136,16 @@ async fn handle(
             ))
         }
     };
+    let gw = ctx.gateway.clone();
 
-    let proof = match authenticate(Service::Cups, eui, &evidence, &creds) {
+    let proof = match authenticate(Service::Cups, eui, &evidence, &ctx.credentials) {
         Ok(p) => Some(p),
         // Open registration is trust on first use: until the gateway has proved it
         // holds a CUPS generation, it may poll without one.
         Err(_)
             if app.config.gateways.unknown == UnknownGateways::Register
-                && !creds
+                && !ctx
+                    .credentials
                     .iter()
                     .any(|c| c.service == Service::Cups && c.confirmed_at.is_some()) =>
         {
@@ -162,10 +162,10 @@ async fn handle(
     // A gateway must be able to reach the LNS: give it an LNS token if it has no LNS
     // credentials yet, and (open registration only) a CUPS token to prove itself next time.
     let mut missing = vec![];
-    if current(&creds, Service::Lns).is_none() {
+    if current(&ctx.credentials, Service::Lns).is_none() {
         missing.push(Service::Lns);
     }
-    if proof.is_none() && current(&creds, Service::Cups).is_none() {
+    if proof.is_none() && current(&ctx.credentials, Service::Cups).is_none() {
         missing.push(Service::Cups);
     }
     for service in &missing {
@@ -174,15 +174,51 @@ async fn handle(
             .map_err(|e| internal(&e))?;
     }
     if !missing.is_empty() {
-        creds = app
+        ctx.credentials = app
             .store
             .credentials(gw.gw.id.clone())
             .await
             .map_err(|e| internal(&e))?;
     }
 
-    let wanted = wanted(app, &gw, &creds);
-    let decision = decide(&info, &wanted);
+    // Firmware: advance the open task or start a matching one.
+    let fw = &ctx.firmware;
+    let candidates: Vec<_> = fw.candidates.iter().map(|d| d.machine()).collect();
+    let mut plan = task::plan(
+        fw.open.as_ref().map(|(t, _)| t),
+        &candidates,
+        &Reported {
+            version: reported,
+            keys: info.keys.clone(),
+        },
+    );
+    let mut update = None;
+    if let Some(change) = plan.delivery() {
+        let def = fw
+            .open
+            .iter()
+            .map(|(_, d)| d)
+            .chain(&fw.candidates)
+            .find(|d| d.id == change.definition_id)
+            .expect("the plan delivers a definition it was given");
+        match open_update(app, def).await {
+            Ok(file) => update = Some((def, file)),
+            Err(e) => {
+                // Never half-deliver: answer without the update and leave the task
+                // where it is, so the next poll tries again.
+                tracing::error!(gateway = %eui, definition = %def.id, "cannot deliver update: {e}");
+                plan.changes.clear();
+            }
+        }
+    }
+    let section = update.as_ref().map(|(d, _)| UpdateSection {
+        key_crc: d.sig_key_crc,
+        signature: d.signature.clone(),
+        len: d.blob_size as u32,
+    });
+
+    let wanted = wanted(app, &gw, &ctx.credentials);
+    let decision = decide(&info, &wanted, section.as_ref());
     decision.head.validate().map_err(|e| internal(&e))?;
     let backup = match &proof {
         Some(Proof::Generation { generation, .. }) => Some((Service::Cups, *generation)),
@@ -191,7 +227,8 @@ async fn handle(
     let auth = proof
         .as_ref()
         .map_or_else(|| "none (open registration)".to_string(), Proof::describe);
-    app.store
+    let attempt = app
+        .store
         .record_poll(PollRecord {
             gateway_id: gw.gw.id.clone(),
             report: CupsReport {
@@ -209,9 +246,23 @@ async fn handle(
             },
             confirmed: decision.confirmed.clone(),
             backup,
+            tasks: plan.changes.clone(),
+            bytes_total: decision.head.content_length(),
         })
         .await
         .map_err(|e| internal(&e))?;
+    for c in &plan.changes {
+        if Some(c.to) != c.from {
+            tracing::info!(
+                gateway = %eui,
+                definition = %c.definition_id,
+                from = c.from.map_or("(new)", |s| s.as_str()),
+                to = c.to.as_str(),
+                reason = %c.reason,
+                "task transition"
+            );
+        }
+    }
 
     let h = &decision.head;
     tracing::info!(
@@ -222,18 +273,80 @@ async fn handle(
         tc_uri = h.tc_uri.is_some(),
         cups_cred = h.cups_cred.is_some(),
         tc_cred = h.tc_cred.is_some(),
+        update_bytes = h.update_len,
         "CUPS poll answered"
     );
-    let body = h.encode();
+    let head = Bytes::from(h.encode());
+    let length = h.content_length();
+    let body = match (update, attempt) {
+        (Some((_, file)), Some(attempt)) => {
+            let store = app.store.clone();
+            let runtime = tokio::runtime::Handle::current();
+            Body::new(
+                FileBody::new(head, file, u64::from(h.update_len)).on_done(move |sent, complete| {
+                    if !complete {
+                        tracing::warn!(gateway = %eui, sent, total = length, "update download interrupted");
+                    }
+                    runtime.spawn(async move {
+                        if let Err(e) = store.finish_attempt(attempt, sent, complete).await {
+                            tracing::error!("recording the delivery attempt: {e}");
+                        }
+                    });
+                }),
+            )
+        }
+        _ => Body::from(head),
+    };
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, body.len().to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
         ],
         body,
     )
         .into_response())
+}
+
+async fn register(
+    app: &AppState,
+    conn: &ConnInfo,
+    eui: crate::eui::Eui,
+) -> Result<(), crate::store::StoreError> {
+    let gw = app
+        .store
+        .register_gateway(NewGateway {
+            id: crate::app::new_id(),
+            eui,
+            name: format!("auto-{eui}"),
+            description: Some("registered by its first CUPS poll".into()),
+            rf_region: None,
+            sub_bands: None,
+            join_eui_filters: None,
+            net_id_filters: None,
+            created_at: now(),
+        })
+        .await?;
+    tracing::info!(gateway = %eui, id = %gw.gw.id, peer = %conn.remote, "registered unknown gateway ([gateways] unknown = \"register\")");
+    Ok(())
+}
+
+/// Opens a definition's update file and checks it still has the registered size.
+async fn open_update(app: &AppState, def: &DefinitionRow) -> std::io::Result<tokio::fs::File> {
+    let path = app
+        .blobs
+        .path(&def.blob_id)
+        .ok_or_else(|| std::io::Error::other(format!("bad blob id {}", def.blob_id)))?;
+    let file = tokio::fs::File::open(&path).await?;
+    let len = file.metadata().await?.len();
+    if len != def.blob_size {
+        return Err(std::io::Error::other(format!(
+            "{} is {len} bytes, the store says {}",
+            path.display(),
+            def.blob_size
+        )));
+    }
+    Ok(file)
 }
 
 fn current(creds: &[Credential], service: Service) -> Option<&Credential> {

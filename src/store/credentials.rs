@@ -4,8 +4,10 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::gateways::{self, CupsReport, Gateway};
+use super::tasks::{self, FirmwareContext};
 use super::{Store, StoreError};
 use crate::eui::Eui;
+use crate::firmware::task::{Change, Version};
 use crate::identity::{CredKind, Service};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,18 @@ pub struct PollRecord {
     /// The generation that authenticated this poll, if this is the gateway's first
     /// successful poll with one: station's one-time cups-bak copy holds it.
     pub backup: Option<(Service, u32)>,
+    /// Task status changes the poll decided.
+    pub tasks: Vec<Change>,
+    /// Size of the answer, recorded with a delivery attempt.
+    pub bytes_total: u64,
+}
+
+/// Everything a poll needs to load, in one read.
+#[derive(Debug, Clone)]
+pub struct PollContext {
+    pub gateway: Gateway,
+    pub credentials: Vec<Credential>,
+    pub firmware: FirmwareContext,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
@@ -132,8 +146,9 @@ fn insert(c: &mut Connection, n: &NewCredential) -> Result<u32, StoreError> {
     Ok(generation)
 }
 
-fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<(), StoreError> {
+fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<Option<i64>, StoreError> {
     let tx = c.transaction()?;
+    let attempt = tasks::apply_changes(&tx, &p.gateway_id, &p.tasks, &p.report.at, p.bytes_total)?;
     gateways::upsert_report(&tx, &p.gateway_id, &p.report)?;
     for (service, generation) in &p.confirmed {
         tx.prepare_cached(
@@ -164,19 +179,26 @@ fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<(), StoreError> {
         .execute(params![p.gateway_id, service.as_str(), generation])?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(attempt)
 }
 
 impl Store {
-    /// The gateway with this EUI and all its credential generations: what a poll needs.
-    pub async fn gateway_with_credentials(
+    /// The gateway with this EUI, its credential generations, its open task and
+    /// the definitions matching `reported`: everything a poll decides on.
+    pub async fn poll_context(
         &self,
         eui: Eui,
-    ) -> Result<Option<(Gateway, Vec<Credential>)>, StoreError> {
+        reported: Version,
+    ) -> Result<Option<PollContext>, StoreError> {
         self.run(move |c| match gateways::by_eui(c, eui)? {
-            Some(g) => {
-                let creds = for_gateway(c, &g.gw.id)?;
-                Ok(Some((g, creds)))
+            Some(gateway) => {
+                let credentials = for_gateway(c, &gateway.gw.id)?;
+                let firmware = tasks::firmware_context(c, &gateway.gw.id, &reported)?;
+                Ok(Some(PollContext {
+                    gateway,
+                    credentials,
+                    firmware,
+                }))
             }
             None => Ok(None),
         })
@@ -192,7 +214,8 @@ impl Store {
         self.run(move |c| insert(c, &n)).await
     }
 
-    pub async fn record_poll(&self, p: PollRecord) -> Result<(), StoreError> {
+    /// Records a poll atomically; returns the delivery attempt's id, if any.
+    pub async fn record_poll(&self, p: PollRecord) -> Result<Option<i64>, StoreError> {
         self.run(move |c| record_poll(c, &p)).await
     }
 

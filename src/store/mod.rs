@@ -4,11 +4,15 @@
 //! outside this module sees a rusqlite type: callers get plain structs and
 //! `StoreError`, so another backend can slot in behind the same functions.
 
+mod blobs;
 mod credentials;
 mod gateways;
+mod tasks;
 
-pub use credentials::{CredState, Credential, NewCredential, PollRecord};
+pub use blobs::{BlobRow, SigningKeyRow};
+pub use credentials::{CredState, Credential, NewCredential, PollContext, PollRecord};
 pub use gateways::{CupsReport, Gateway, GatewayPatch, NewGateway};
+pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,10 @@ use rusqlite::Connection;
 
 /// Numbered migrations, applied in order; the database's `user_version` says how
 /// many have run.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_firmware.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

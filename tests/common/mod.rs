@@ -1,3 +1,4 @@
 #![allow(dead_code)]
+pub mod firmware;
 pub mod server;
 pub mod station;

@@ -1,0 +1,175 @@
+//! `/blobs` (uploaded files, streamed to disk) and `/signing-keys` (the public
+//! halves of firmware signing keys, as gateways hold them in `sig-N.key`).
+
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiJson};
+use crate::app::{new_id, now, App};
+use crate::blobstore::{parse_id, UploadError};
+use crate::firmware::signature;
+use crate::store::{BlobRow, SigningKeyRow, StoreError};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/blobs", get(list).post(upload))
+        .route("/blobs/{id}", get(get_one).delete(remove))
+        .route("/signing-keys", get(list_keys).post(create_key))
+        .route("/signing-keys/{id}", delete(delete_key))
+}
+
+fn blob_json(b: &BlobRow) -> Value {
+    json!({"Id": b.id, "Size": b.size, "CreatedAt": b.created_at})
+}
+
+fn not_found(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(format!("blob {id}")),
+        other => other.into(),
+    }
+}
+
+async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoResponse, ApiError> {
+    let cap = app.config.limits.blob_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "upload of {} bytes is over the {cap}-byte limit ([limits] blob_bytes)",
+                declared.unwrap_or(0)
+            ),
+        ));
+    }
+    let idle = Duration::from_secs(app.config.limits.body_timeout_secs);
+    let (id, size) = app
+        .blobs
+        .receive(req.into_body(), cap, idle)
+        .await
+        .map_err(|e| match e {
+            UploadError::TooLarge(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            UploadError::Io(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            _ => ApiError::validation(e.to_string()),
+        })?;
+    let row = app
+        .store
+        .insert_blob(BlobRow {
+            id: id.clone(),
+            size,
+            created_at: now(),
+        })
+        .await?;
+    tracing::info!(blob = %id, size, "blob stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": row.id, "Size": row.size})),
+    ))
+}
+
+async fn list(State(app): State<App>) -> Result<Json<Value>, ApiError> {
+    let blobs = app.store.list_blobs().await?;
+    Ok(Json(
+        json!({"Blobs": blobs.iter().map(blob_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let b = app.store.blob(id.clone()).await.map_err(not_found(&id))?;
+    Ok(Json(blob_json(&b)))
+}
+
+async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    app.store
+        .delete_blob(id.clone())
+        .await
+        .map_err(not_found(&id))?;
+    app.blobs.remove(&id).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("removing blob file: {e}"),
+        )
+    })?;
+    tracing::info!(blob = %id, "blob deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks an `UpdateDataSource` and returns the blob it names.
+pub(super) async fn existing_blob(app: &App, id: &str) -> Result<BlobRow, ApiError> {
+    if parse_id(id).is_none() {
+        return Err(ApiError::validation(format!(
+            "UpdateDataSource {id:?} is not a blob Id; upload the file with `stationkeeper blobs upload FILE` (POST /blobs) and use the \"sha256:...\" Id it returns"
+        )));
+    }
+    app.store.blob(id.to_string()).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::validation(format!(
+            "UpdateDataSource {id} names no uploaded blob; upload the file first (POST /blobs)"
+        )),
+        other => other.into(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct KeyBody {
+    name: String,
+    public_key: String,
+}
+
+async fn create_key(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<KeyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let raw = signature::parse_public_key(&b.public_key)
+        .map_err(|e| ApiError::validation(e.to_string()))?;
+    let id = new_id();
+    let key_crc = signature::key_crc(&raw);
+    app.store
+        .insert_signing_key(SigningKeyRow {
+            id: id.clone(),
+            name: b.name,
+            key_crc,
+            public_key: raw.to_vec(),
+            created_at: now(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": id, "KeyCrc": key_crc})),
+    ))
+}
+
+async fn list_keys(State(app): State<App>) -> Result<Json<Value>, ApiError> {
+    let keys = app.store.signing_keys().await?;
+    let list: Vec<_> = keys
+        .iter()
+        .map(
+            |k| json!({"Id": k.id, "Name": k.name, "KeyCrc": k.key_crc, "CreatedAt": k.created_at}),
+        )
+        .collect();
+    Ok(Json(json!({"SigningKeys": list})))
+}
+
+async fn delete_key(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.store
+        .delete_signing_key(id.clone())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found(format!("signing key {id}")),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
