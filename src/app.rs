@@ -13,9 +13,11 @@ pub struct AppState {
     /// The files behind blob Ids.
     pub blobs: crate::blobstore::BlobFiles,
     pub tls: TlsMaterial,
-    /// The cupsUri and tcUri gateways are told unless overridden per gateway.
+    /// The cupsUri and tcUri gateways are told unless overridden per gateway. No
+    /// tcUri until an LNS is configured (`[lns] public_uri`): then CUPS leaves the
+    /// gateways' tc.* files alone.
     pub cups_uri: String,
-    pub tc_uri: String,
+    pub tc_uri: Option<String>,
     /// Bearer tokens the operator API accepts.
     pub api_tokens: Vec<String>,
 }

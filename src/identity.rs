@@ -105,12 +105,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Decides whether `ev` proves that the peer is gateway `eui`, given that gateway's
-/// credential generations for `service`. `Err` carries the reason for the log.
+/// credential generations for `service`. `cn_binding` admits client-CA
+/// certificates we did not issue when their CN is the EUI; it is only for a
+/// foreign client CA, because every certificate our own CA signs is recorded, so an
+/// unrecorded one of ours is revoked (its gateway was deleted). `Err` carries the
+/// reason for the log.
 pub fn authenticate(
     service: Service,
     eui: Eui,
     ev: &Evidence,
     creds: &[Credential],
+    cn_binding: bool,
 ) -> Result<Proof, String> {
     let mine = || creds.iter().filter(|c| c.service == service);
     let accept = |c: &Credential| -> Result<Proof, String> {
@@ -147,6 +152,11 @@ pub fn authenticate(
                 },
                 service.as_str()
             ));
+        } else if !cn_binding {
+            reasons.push(
+                "client certificate is not a credential this server issued to the gateway (revoked, or issued for a deleted gateway)"
+                    .to_string(),
+            );
         } else {
             match cert.cn_eui {
                 Some(cn) if cn == eui => return Ok(Proof::CertificateCn),
@@ -226,6 +236,7 @@ mod tests {
                 Eui(7),
                 &token(&format!("tok-CUPS-{g}")),
                 &creds,
+                true,
             );
             assert!(matches!(p, Ok(Proof::Generation { generation, .. }) if generation == g));
         }
@@ -238,24 +249,36 @@ mod tests {
             cred(Service::Cups, 2, CredState::Current, false),
             cred(Service::Lns, 1, CredState::Current, false),
         ];
-        let e = authenticate(Service::Cups, Eui(7), &token("tok-CUPS-1"), &creds).unwrap_err();
-        assert!(e.contains("retired"), "{e}");
-        let e = authenticate(Service::Cups, Eui(7), &token("tok-LNS-1"), &creds).unwrap_err();
-        assert!(e.contains("not one of"), "{e}");
         let e =
-            authenticate(Service::Cups, Eui(7), &cert("cert-LNS-1", Some(7)), &creds).unwrap_err();
+            authenticate(Service::Cups, Eui(7), &token("tok-CUPS-1"), &creds, true).unwrap_err();
+        assert!(e.contains("retired"), "{e}");
+        let e = authenticate(Service::Cups, Eui(7), &token("tok-LNS-1"), &creds, true).unwrap_err();
+        assert!(e.contains("not one of"), "{e}");
+        let e = authenticate(
+            Service::Cups,
+            Eui(7),
+            &cert("cert-LNS-1", Some(7)),
+            &creds,
+            true,
+        )
+        .unwrap_err();
         assert!(e.contains("LNS credentials"), "{e}");
-        let e = authenticate(Service::Cups, Eui(7), &cert("other", Some(8)), &creds).unwrap_err();
+        let e =
+            authenticate(Service::Cups, Eui(7), &cert("other", Some(8)), &creds, true).unwrap_err();
         assert!(e.contains("bound to EUI 0000000000000008"), "{e}");
-        let e = authenticate(Service::Cups, Eui(7), &Evidence::default(), &creds).unwrap_err();
+        let e =
+            authenticate(Service::Cups, Eui(7), &Evidence::default(), &creds, true).unwrap_err();
         assert!(e.contains("no client certificate"), "{e}");
     }
 
     #[test]
     fn a_client_ca_certificate_we_did_not_issue_is_bound_by_cn() {
         assert_eq!(
-            authenticate(Service::Cups, Eui(7), &cert("byo", Some(7)), &[]),
+            authenticate(Service::Cups, Eui(7), &cert("byo", Some(7)), &[], true),
             Ok(Proof::CertificateCn)
         );
+        // With our own CA, an unrecorded certificate is a revoked one.
+        let e = authenticate(Service::Cups, Eui(7), &cert("byo", Some(7)), &[], false).unwrap_err();
+        assert!(e.contains("not a credential this server issued"), "{e}");
     }
 }

@@ -260,17 +260,32 @@ impl DevPki {
         };
         create_private_dir(dir).map_err(io(dir))?;
         let (ca_crt, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
-        let ca = if ca_crt.exists() && ca_key.exists() {
-            let cert = std::fs::read_to_string(&ca_crt).map_err(io(&ca_crt))?;
-            let key = std::fs::read_to_string(&ca_key).map_err(io(&ca_key))?;
-            Ca::from_pem(&cert, &key)?
-        } else {
-            let ca = Ca::generate("Stationkeeper development CA")?;
-            // Key first: a crash between the two writes leaves no CA without its key.
-            write_atomic(&ca_key, ca.key_pem().as_bytes(), 0o600).map_err(io(&ca_key))?;
-            write_atomic(&ca_crt, ca.cert_pem.as_bytes(), 0o644).map_err(io(&ca_crt))?;
-            tracing::info!(path = %ca_crt.display(), "generated development CA");
-            ca
+        let (ca, new_ca) = match (ca_crt.exists(), ca_key.exists()) {
+            (true, true) => {
+                let cert = std::fs::read_to_string(&ca_crt).map_err(io(&ca_crt))?;
+                let key = std::fs::read_to_string(&ca_key).map_err(io(&ca_key))?;
+                (Ca::from_pem(&cert, &key)?, false)
+            }
+            (false, false) => {
+                let ca = Ca::generate("Stationkeeper development CA")?;
+                // Key first: a crash between the two writes leaves no CA without its key.
+                write_atomic(&ca_key, ca.key_pem().as_bytes(), 0o600).map_err(io(&ca_key))?;
+                write_atomic(&ca_crt, ca.cert_pem.as_bytes(), 0o644).map_err(io(&ca_crt))?;
+                tracing::info!(path = %ca_crt.display(), "generated development CA");
+                (ca, true)
+            }
+            // Never replace half a CA: gateways trust ca.crt, and a new key would
+            // silently break every one of them.
+            (has_crt, _) => {
+                let missing = if has_crt { &ca_key } else { &ca_crt };
+                return Err(PkiError::Io {
+                    path: missing.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the development CA is incomplete; restore this file from backup, or remove both ca.crt and ca.key to start a new CA (every gateway then needs the new cups.trust)",
+                    ),
+                });
+            }
         };
         let (srv_crt, srv_key) = (dir.join("server.crt"), dir.join("server.key"));
         let existing = std::fs::read_to_string(&srv_crt)
@@ -285,7 +300,7 @@ impl DevPki {
             names.iter().all(|n| have.contains(n))
         });
         let (server_cert_pem, server_key_pem) = match existing {
-            Some(pair) if covered => pair,
+            Some(pair) if covered && !new_ca => pair,
             _ => {
                 let issued = ca.issue_server(names)?;
                 write_atomic(&srv_key, issued.key_pkcs8_pem.as_bytes(), 0o600)
@@ -324,12 +339,25 @@ mod tests {
     fn sec1_encoding_matches_the_golden_openssl_key() {
         let mtls = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/cups-creds/mtls.bin"
+            "/tests/vectors/cups-creds/mtls.bin"
         ))
         .unwrap();
         let golden = &mtls[624..];
         let sk = p256::SecretKey::from_sec1_der(golden).unwrap();
         assert_eq!(sec1_der(&sk), golden);
+    }
+
+    #[test]
+    fn half_a_ca_stops_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_string()];
+        DevPki::load_or_create(dir.path(), &names).unwrap();
+        std::fs::remove_file(dir.path().join("ca.key")).unwrap();
+        let e = DevPki::load_or_create(dir.path(), &names)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("ca.key") && e.contains("incomplete"), "{e}");
     }
 
     #[test]

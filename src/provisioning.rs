@@ -32,11 +32,12 @@ pub struct Provisioned {
     pub files: BTreeMap<String, String>,
 }
 
-/// The URI a gateway should hold for `service`.
-pub fn target_uri(app: &AppState, gw: &Gateway, service: Service) -> String {
+/// The URI a gateway should hold for `service`; `None` for LNS when neither the
+/// gateway nor `[lns] public_uri` names one.
+pub fn target_uri(app: &AppState, gw: &Gateway, service: Service) -> Option<String> {
     match service {
-        Service::Cups => gw.cups_uri.clone().unwrap_or_else(|| app.cups_uri.clone()),
-        Service::Lns => gw.tc_uri.clone().unwrap_or_else(|| app.tc_uri.clone()),
+        Service::Cups => Some(gw.cups_uri.clone().unwrap_or_else(|| app.cups_uri.clone())),
+        Service::Lns => gw.tc_uri.clone().or_else(|| app.tc_uri.clone()),
     }
 }
 
@@ -48,16 +49,21 @@ pub async fn issue(
 ) -> Result<Provisioned, ProvisionError> {
     let p = service.file_prefix();
     let mut files = BTreeMap::new();
-    files.insert(
-        format!("{p}.uri"),
-        format!("{}\n", target_uri(app, gw, service)),
-    );
+    if let Some(uri) = target_uri(app, gw, service) {
+        files.insert(format!("{p}.uri"), format!("{uri}\n"));
+    }
     files.insert(format!("{p}.trust"), app.tls.trust_pem.clone());
     let trust = &app.tls.trust_der;
     let (blob, cert_sha256, token_sha256) = match kind {
         CredKind::ClientCertificate => {
-            let ca = app.tls.issuer.as_ref().ok_or(ProvisionError::NoIssuer)?;
-            let issued = ca.issue_gateway(gw.gw.eui)?;
+            let ca = app.tls.issuer.clone().ok_or(ProvisionError::NoIssuer)?;
+            let eui = gw.gw.eui;
+            // Key generation and signing are CPU work: keep them off the reactor.
+            let issued = tokio::task::spawn_blocking(move || ca.issue_gateway(eui))
+                .await
+                .map_err(|e| {
+                    ProvisionError::Store(StoreError::Db(format!("issuing task failed: {e}")))
+                })??;
             let blob = credentials::build(
                 trust,
                 &ClientPart::Certificate {

@@ -77,7 +77,8 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
     let mut uri_cfg = cfg.clone();
     uri_cfg.cups.listen = cups_addr;
     let cups_uri = uri_cfg.cups_public_uri(&host);
-    let tc_uri = uri_cfg.lns_public_uri(&host);
+    // Until the LNS face listens, only an explicitly configured LNS is handed out.
+    let tc_uri = cfg.lns.public_uri.clone();
 
     let db = cfg.state_dir.join("stationkeeper.db");
     let store = tokio::task::spawn_blocking(move || Store::open(&db))

@@ -120,6 +120,19 @@ pub fn load(cfg: &Config, host: &str) -> Result<TlsMaterial, TlsError> {
         Some(_) => None,
         None => Some(Arc::new(dev.ca)),
     };
+    // Station's blob parser must be able to read the trust certificate, or every
+    // credential delivery fails; refuse to start rather than fail each poll.
+    crate::cups::credentials::check_station_der("trust certificate", &trust_der).map_err(|e| {
+        TlsError::File {
+            path: cfg
+                .tls
+                .trust
+                .as_ref()
+                .or(cfg.tls.cert.as_ref())
+                .map_or_else(|| "development CA".to_string(), |p| p.display().to_string()),
+            message: format!("{e}; gateways could not install it (cups-protocol.md §6.2)"),
+        }
+    })?;
     let server = server_config(chain, key, client_roots)?;
     Ok(TlsMaterial {
         server,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::server::{install_files, TestServer};
+use common::server::{install_files, TestServer, LNS_URI};
 use common::station::{Category, CredResult, CredSet, StationError};
 use hyper::Method;
 use serde_json::json;
@@ -47,7 +47,7 @@ async fn mtls_gateway_gets_tc_uri_and_der_credentials_then_nothing_to_do() {
     assert!(resp.header("transfer-encoding").is_none());
     let a = o.answer.as_ref().unwrap();
     assert_eq!(a.cups_uri, None);
-    assert_eq!(a.tc_uri.as_deref(), Some(srv.running.app.tc_uri.as_bytes()));
+    assert_eq!(a.tc_uri.as_deref(), Some(LNS_URI.as_bytes()));
     assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))));
     assert!(matches!(o.tc_cred, Some(CredResult::Installed(_))));
     let tc_key = String::from_utf8(st.read_file("tc.key").unwrap()).unwrap();
@@ -366,4 +366,110 @@ async fn installed_files_match_what_the_api_handed_out() {
         .unwrap()
         .unwrap();
     assert_eq!(der, from_pem.to_vec());
+}
+
+#[tokio::test]
+async fn without_an_lns_configured_the_gateways_tc_files_are_left_alone() {
+    let srv = TestServer::start_with(|c| c.lns.public_uri = None).await;
+    let id = srv.create_gateway(EUI).await;
+    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
+    st.write_file("tc.uri", "wss://their-lns.example.org:8887");
+    st.write_file("tc.key", "Authorization: their-key\r\n");
+    let o = ok!(st.poll(srv.cups()).await);
+    let a = o.answer.as_ref().unwrap();
+    assert_eq!((a.tc_uri.is_none(), a.tc_cred.is_none()), (true, true));
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14]);
+    assert_eq!(
+        st.read_file("tc.uri").unwrap(),
+        b"wss://their-lns.example.org:8887"
+    );
+    let e = srv
+        .call(Method::GET, "/service-endpoint?serviceType=LNS", None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with("404") && e.contains("[lns] public_uri"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn open_registration_never_exposes_a_gateway_the_operator_created() {
+    let srv = TestServer::start_with(|c| c.gateways.unknown = UnknownGateways::Register).await;
+    let id = srv.create_gateway(EUI).await;
+    srv.issue(&id, "CUPS", "ClientCertificate").await;
+    // Someone claiming that EUI with no credentials gets nothing.
+    let home = srv.dir.path().join("claimant");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut st = common::station::Station::new(home, EUI);
+    let ca = std::fs::read(srv.state_dir().join("pki/ca.crt")).unwrap();
+    st.write_set(
+        CredSet::Reg,
+        Category::Cups,
+        Some(&srv.cups_uri()),
+        Some(&ca),
+        None,
+        None,
+    );
+    let o = st.poll(srv.cups()).await;
+    assert_eq!(o.status, Some(403));
+}
+
+#[tokio::test]
+async fn a_deleted_gateways_certificate_does_not_open_its_successor() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let old = srv.issue(&id, "CUPS", "ClientCertificate").await;
+    srv.call(Method::DELETE, &format!("/wireless-gateways/{id}"), None)
+        .await
+        .unwrap();
+    let id2 = srv.create_gateway(EUI).await;
+    srv.issue(&id2, "CUPS", "ClientCertificate").await;
+    let mut st = srv.station(EUI, &old);
+    let o = st.poll(srv.cups()).await;
+    assert_eq!(
+        o.status,
+        Some(403),
+        "a certificate of the deleted gateway is revoked"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_client_ca_binds_certificates_by_cn_and_tokens_still_work() {
+    use stationkeeper::pki::Ca;
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = Ca::generate("Operator's own gateway CA").unwrap();
+    let ca_path = dir.path().join("gateway-ca.crt");
+    std::fs::write(&ca_path, &foreign.cert_pem).unwrap();
+    let srv = TestServer::start_with(|c| c.tls.client_ca = Some(ca_path.clone())).await;
+    let id = srv.create_gateway(EUI).await;
+
+    // We cannot issue certificates for a CA whose key we do not hold.
+    let e = srv
+        .call(
+            Method::POST,
+            &format!("/wireless-gateways/{id}/credentials"),
+            Some(json!({"Service": "CUPS", "Kind": "ClientCertificate"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("400") && e.contains("client_ca"), "{e}");
+
+    // A certificate from the operator's CA with CN = the EUI gets in.
+    let token_files = srv.issue(&id, "CUPS", "Token").await;
+    let mut st = srv.station(EUI, &token_files);
+    let cert = foreign.issue_gateway(stationkeeper::eui::Eui(EUI)).unwrap();
+    st.write_file("cups.crt", &cert.cert_pem);
+    st.write_file("cups.key", &cert.key_sec1_pem);
+    let o = ok!(st.poll(srv.cups()).await);
+    assert!(o.response.as_ref().unwrap().client_cert_configured);
+    // One for another EUI does not.
+    let mut other = srv.station(EUI, &token_files);
+    let cert = foreign
+        .issue_gateway(stationkeeper::eui::Eui(OTHER))
+        .unwrap();
+    other.write_file("cups.crt", &cert.cert_pem);
+    other.write_file("cups.key", &cert.key_sec1_pem);
+    assert_eq!(other.poll(srv.cups()).await.status, Some(403));
 }

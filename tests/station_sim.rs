@@ -1,5 +1,5 @@
 //! Tests of the station simulator (tests/common/station) itself: golden
-//! vectors from /work/shared/vectors and the spec's worked examples, plus
+//! vectors (tests/vectors, copied from shared/vectors) and the spec's worked examples, plus
 //! small in-test HTTP/TLS servers that exercise the session logic.
 
 mod common;
@@ -12,7 +12,7 @@ use common::station::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
 fn vector(rel: &str) -> Vec<u8> {
     std::fs::read(format!("{VECTORS}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))

@@ -128,7 +128,9 @@ async fn service_endpoint(
 ) -> Result<Json<Value>, ApiError> {
     let endpoint = match q.service_type.as_str() {
         "CUPS" => &app.cups_uri,
-        "LNS" => &app.tc_uri,
+        "LNS" => app.tc_uri.as_ref().ok_or_else(|| {
+            ApiError::not_found("LNS endpoint: none is configured; set [lns] public_uri")
+        })?,
         other => {
             return Err(ApiError::validation(format!(
                 "serviceType {other:?} must be CUPS or LNS"

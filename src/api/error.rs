@@ -39,6 +39,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "ResourceNotFoundException",
             StatusCode::CONFLICT => "ConflictException",
             StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+            StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowedException",
             _ => "InternalServerException",
         }
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{now, App};
 use crate::eui::Eui;
-use crate::store::{Gateway, GatewayPatch, NewGateway, StoreError};
+use crate::store::{Gateway, GatewayPatch, NewGateway, Origin, StoreError};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -138,6 +138,7 @@ async fn create(
             sub_bands: b.lorawan.sub_bands,
             join_eui_filters: b.lorawan.join_eui_filters,
             net_id_filters: b.lorawan.net_id_filters,
+            origin: Origin::Operator,
             created_at: now(),
         })
         .await?;

@@ -52,8 +52,9 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match presented {
         Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => next.run(req).await,
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token").into_response(),

@@ -128,10 +128,7 @@ impl AnswerHead {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/station-test4"
-    );
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/station-test4");
 
     #[test]
     fn nothing_to_do_is_fourteen_zero_bytes() {

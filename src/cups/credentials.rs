@@ -108,7 +108,7 @@ pub const NO_FILES_CRC: u32 = 0x7BD5_C66F;
 mod tests {
     use super::*;
 
-    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/cups-creds");
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/cups-creds");
 
     fn vector(name: &str) -> Vec<u8> {
         std::fs::read(format!("{VECTORS}/{name}")).unwrap()

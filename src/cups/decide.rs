@@ -18,7 +18,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     pub cups_uri: String,
-    pub tc_uri: String,
+    /// `None`: the server manages no LNS for this gateway; tc.* is left alone.
+    pub tc_uri: Option<String>,
     pub cups_cred: Option<Target>,
     pub tc_cred: Option<Target>,
 }
@@ -55,8 +56,10 @@ pub fn decide(report: &UpdateInfo, wanted: &Wanted, update: Option<&UpdateSectio
     if report.cups_uri.as_deref() != Some(wanted.cups_uri.as_str()) {
         head.cups_uri = Some(wanted.cups_uri.clone());
     }
-    if report.tc_uri.as_deref() != Some(wanted.tc_uri.as_str()) {
-        head.tc_uri = Some(wanted.tc_uri.clone());
+    if let Some(tc) = &wanted.tc_uri {
+        if report.tc_uri.as_deref() != Some(tc.as_str()) {
+            head.tc_uri = Some(tc.clone());
+        }
     }
     for (service, target, reported, slot) in [
         (
@@ -118,7 +121,7 @@ mod tests {
     fn wanted() -> Wanted {
         Wanted {
             cups_uri: "https://cups.example.net:8443".into(),
-            tc_uri: "wss://lns.example.net:8887".into(),
+            tc_uri: Some("wss://lns.example.net:8887".into()),
             cups_cred: Some(target(2, b"cups-blob")),
             tc_cred: Some(target(1, b"tc-blob")),
         }
@@ -179,7 +182,7 @@ mod tests {
         let w = wanted();
         let r = report(
             Some(&w.cups_uri),
-            Some(&w.tc_uri),
+            w.tc_uri.as_deref(),
             crc32fast::hash(b"cups-blob"),
             crc32fast::hash(b"tc-blob"),
         );
@@ -195,13 +198,33 @@ mod tests {
     }
 
     #[test]
+    fn without_an_lns_the_tc_side_is_left_alone() {
+        let w = Wanted {
+            tc_uri: None,
+            tc_cred: None,
+            ..wanted()
+        };
+        let r = report(
+            Some(&w.cups_uri),
+            Some("wss://other-lns.example.org:8887"),
+            crc32fast::hash(b"cups-blob"),
+            1,
+        );
+        assert_eq!(decide(&r, &w, None).head, AnswerHead::nothing());
+    }
+
+    #[test]
     fn no_target_generation_sends_no_blob() {
         let w = Wanted {
             cups_cred: None,
             tc_cred: None,
             ..wanted()
         };
-        let d = decide(&report(Some(&w.cups_uri), Some(&w.tc_uri), 1, 2), &w, None);
+        let d = decide(
+            &report(Some(&w.cups_uri), w.tc_uri.as_deref(), 1, 2),
+            &w,
+            None,
+        );
         assert_eq!(d.head, AnswerHead::nothing());
         assert!(d.confirmed.is_empty());
     }

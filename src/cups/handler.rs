@@ -24,7 +24,7 @@ use crate::identity::{authenticate, sha256_hex, CredKind, Evidence, Proof, Servi
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
-    CredState, Credential, CupsReport, DefinitionRow, Gateway, NewGateway, PollRecord,
+    CredState, Credential, CupsReport, DefinitionRow, Gateway, NewGateway, Origin, PollRecord,
 };
 
 pub fn router(app: App) -> Router {
@@ -138,12 +138,16 @@ async fn handle(
     };
     let gw = ctx.gateway.clone();
 
-    let proof = match authenticate(Service::Cups, eui, &evidence, &ctx.credentials) {
+    let cn_binding = app.tls.issuer.is_none();
+    let proof = match authenticate(Service::Cups, eui, &evidence, &ctx.credentials, cn_binding) {
         Ok(p) => Some(p),
-        // Open registration is trust on first use: until the gateway has proved it
-        // holds a CUPS generation, it may poll without one.
+        // Open registration is trust on first use, and only for gateways it
+        // registered itself: until such a gateway has proved it holds a CUPS
+        // generation, it may poll without one. Gateways the operator created
+        // always need their credentials.
         Err(_)
             if app.config.gateways.unknown == UnknownGateways::Register
+                && gw.gw.origin == Origin::Cups
                 && !ctx
                     .credentials
                     .iter()
@@ -159,10 +163,13 @@ async fn handle(
         }
     };
 
-    // A gateway must be able to reach the LNS: give it an LNS token if it has no LNS
-    // credentials yet, and (open registration only) a CUPS token to prove itself next time.
+    // A gateway we send an LNS URI must be able to use it: give it an LNS token if
+    // it has no LNS credentials yet, and (open registration only) a CUPS token to
+    // prove itself next time.
     let mut missing = vec![];
-    if current(&ctx.credentials, Service::Lns).is_none() {
+    if target_uri(app, &gw, Service::Lns).is_some()
+        && current(&ctx.credentials, Service::Lns).is_none()
+    {
         missing.push(Service::Lns);
     }
     if proof.is_none() && current(&ctx.credentials, Service::Cups).is_none() {
@@ -220,8 +227,12 @@ async fn handle(
     let wanted = wanted(app, &gw, &ctx.credentials);
     let decision = decide(&info, &wanted, section.as_ref());
     decision.head.validate().map_err(|e| internal(&e))?;
+    // Station copies its regular set to cups-bak once, on its first successful
+    // poll: the generation that authenticated that poll must keep working.
     let backup = match &proof {
-        Some(Proof::Generation { generation, .. }) => Some((Service::Cups, *generation)),
+        Some(Proof::Generation { generation, .. }) if gw.last_report.is_none() => {
+            Some((Service::Cups, *generation))
+        }
         _ => None,
     };
     let auth = proof
@@ -324,6 +335,7 @@ async fn register(
             sub_bands: None,
             join_eui_filters: None,
             net_id_filters: None,
+            origin: Origin::Cups,
             created_at: now(),
         })
         .await?;
@@ -363,10 +375,13 @@ fn wanted(app: &AppState, gw: &Gateway, creds: &[Credential]) -> Wanted {
             crc: c.blob_crc,
         })
     };
+    // The LNS side is only managed when we know an LNS for this gateway; otherwise
+    // its tc.* files (perhaps pointing at another network server) are left alone.
+    let tc_uri = target_uri(app, gw, Service::Lns);
     Wanted {
-        cups_uri: target_uri(app, gw, Service::Cups),
-        tc_uri: target_uri(app, gw, Service::Lns),
+        cups_uri: target_uri(app, gw, Service::Cups).unwrap_or_else(|| app.cups_uri.clone()),
+        tc_cred: tc_uri.as_ref().and_then(|_| target(Service::Lns)),
+        tc_uri,
         cups_cred: target(Service::Cups),
-        tc_cred: target(Service::Lns),
     }
 }

@@ -160,10 +160,7 @@ pub fn sign_digest(sk: &SigningKey, digest: &[u8; 64]) -> (Vec<u8>, u32) {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/station-test4"
-    );
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/station-test4");
 
     fn read(f: &str) -> Vec<u8> {
         std::fs::read(format!("{VECTORS}/{f}")).unwrap()

@@ -388,7 +388,11 @@ mod tests {
         };
         // The same definition is no candidate (the store excludes definitions the
         // gateway already had a task for); even if passed, it is skipped.
-        let p = plan(Some(&open), std::slice::from_ref(&open.definition), &rep("1.0.0"));
+        let p = plan(
+            Some(&open),
+            std::slice::from_ref(&open.definition),
+            &rep("1.0.0"),
+        );
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.changes[0].to, Failed);
         assert!(p.delivery().is_none());

@@ -16,7 +16,24 @@ pub struct NewGateway {
     pub sub_bands: Option<Vec<u8>>,
     pub join_eui_filters: Option<Vec<[Eui; 2]>>,
     pub net_id_filters: Option<Vec<String>>,
+    /// Registered by the operator, or by its own first CUPS poll (open registration).
+    pub origin: Origin,
     pub created_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Operator,
+    Cups,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Operator => "operator",
+            Origin::Cups => "cups",
+        }
+    }
 }
 
 /// A stored gateway with its URI overrides and its last CUPS report.
@@ -51,7 +68,7 @@ pub struct GatewayPatch {
 }
 
 const SELECT: &str = "SELECT g.id, g.eui, g.name, g.description, g.rf_region, g.sub_bands,
-        g.join_eui_filters, g.net_id_filters, g.created_at, g.cups_uri, g.tc_uri,
+        g.join_eui_filters, g.net_id_filters, g.created_at, g.cups_uri, g.tc_uri, g.origin,
         r.at, r.peer, r.station, r.model, r.package, r.keys, r.cups_uri, r.tc_uri,
         r.cups_cred_crc, r.tc_cred_crc, r.auth
     FROM gateways g LEFT JOIN cups_reports r ON r.gateway_id = g.id";
@@ -66,20 +83,20 @@ fn json_val<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
 }
 
 fn gateway_from_row(r: &Row<'_>) -> rusqlite::Result<Gateway> {
-    let report_at: Option<String> = r.get(11)?;
+    let report_at: Option<String> = r.get(12)?;
     let last_report = match report_at {
         Some(at) => Some(CupsReport {
             at,
-            peer: r.get(12)?,
-            station: r.get(13)?,
-            model: r.get(14)?,
-            package: r.get(15)?,
-            keys: json_col(r.get(16)?).unwrap_or_default(),
-            cups_uri: r.get(17)?,
-            tc_uri: r.get(18)?,
-            cups_cred_crc: r.get(19)?,
-            tc_cred_crc: r.get(20)?,
-            auth: r.get(21)?,
+            peer: r.get(13)?,
+            station: r.get(14)?,
+            model: r.get(15)?,
+            package: r.get(16)?,
+            keys: json_col(r.get(17)?).unwrap_or_default(),
+            cups_uri: r.get(18)?,
+            tc_uri: r.get(19)?,
+            cups_cred_crc: r.get(20)?,
+            tc_cred_crc: r.get(21)?,
+            auth: r.get(22)?,
         }),
         None => None,
     };
@@ -93,6 +110,11 @@ fn gateway_from_row(r: &Row<'_>) -> rusqlite::Result<Gateway> {
             sub_bands: json_col(r.get(5)?),
             join_eui_filters: json_col(r.get(6)?),
             net_id_filters: json_col(r.get(7)?),
+            origin: if r.get::<_, String>(11)? == "cups" {
+                Origin::Cups
+            } else {
+                Origin::Operator
+            },
             created_at: r.get(8)?,
         },
         cups_uri: r.get(9)?,
@@ -111,8 +133,8 @@ pub(super) fn by_eui(conn: &Connection, eui: Eui) -> Result<Option<Gateway>, Sto
 pub(super) fn insert(conn: &Connection, g: &NewGateway) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO gateways (id, eui, name, description, rf_region, sub_bands,
-             join_eui_filters, net_id_filters, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             join_eui_filters, net_id_filters, origin, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             g.id,
             eui_to_sql(g.eui),
@@ -122,6 +144,7 @@ pub(super) fn insert(conn: &Connection, g: &NewGateway) -> Result<(), StoreError
             json_val(&g.sub_bands),
             json_val(&g.join_eui_filters),
             json_val(&g.net_id_filters),
+            g.origin.as_str(),
             g.created_at
         ],
     )
@@ -217,7 +240,8 @@ impl Store {
         .await
     }
 
-    /// Sets the per-gateway URI overrides; `None` keeps the current value.
+    /// Sets the per-gateway URI overrides: `None` keeps the current value, an
+    /// empty string removes the override.
     pub async fn set_cups_config(
         &self,
         id: String,
@@ -226,8 +250,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.run(move |c| {
             let n = c.execute(
-                "UPDATE gateways SET cups_uri = COALESCE(?2, cups_uri),
-                     tc_uri = COALESCE(?3, tc_uri) WHERE id = ?1",
+                "UPDATE gateways SET cups_uri = NULLIF(COALESCE(?2, cups_uri), ''),
+                     tc_uri = NULLIF(COALESCE(?3, tc_uri), '') WHERE id = ?1",
                 params![id, cups_uri, tc_uri],
             )?;
             if n == 0 {

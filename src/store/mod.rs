@@ -11,7 +11,7 @@ mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{CredState, Credential, NewCredential, PollContext, PollRecord};
-pub use gateways::{CupsReport, Gateway, GatewayPatch, NewGateway};
+pub use gateways::{CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
@@ -61,6 +61,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // The database holds credential blobs (tokens, client keys): owner-only,
+        // set before WAL so the -wal and -shm files inherit the mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
+        }
         let mut conn = Connection::open(path)?;
         // WAL keeps readers off the writer's back; NORMAL is durable across process
         // crashes (the WAL is fsynced at checkpoints), which is what a kill -9 needs.

@@ -6,10 +6,7 @@ use serde_json::{json, Value};
 
 use super::server::TestServer;
 
-pub const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/station-test4"
-);
+pub const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/station-test4");
 
 pub fn vector(name: &str) -> Vec<u8> {
     std::fs::read(format!("{VECTORS}/{name}")).unwrap()

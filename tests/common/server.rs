@@ -14,6 +14,7 @@ use stationkeeper::startup::{spawn, Running};
 use super::station::Station;
 
 pub const TOKEN: &str = "test-operator-token";
+pub const LNS_URI: &str = "wss://lns.example.net:8887";
 
 pub struct TestServer {
     pub dir: tempfile::TempDir,
@@ -29,6 +30,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.cups.listen = "127.0.0.1:0".parse().unwrap();
     cfg.api.listen = "127.0.0.1:0".parse().unwrap();
     cfg.api.tokens = Some(vec![TOKEN.to_string()]);
+    cfg.lns.public_uri = Some(LNS_URI.to_string());
     cfg.limits.drain_secs = 5;
     cfg
 }

@@ -10,6 +10,7 @@ CREATE TABLE gateways (
     net_id_filters   TEXT,                      -- JSON ["000013",...]
     cups_uri         TEXT,                      -- per-gateway override of [cups] public_uri
     tc_uri           TEXT,                      -- per-gateway override of [lns] public_uri
+    origin           TEXT NOT NULL DEFAULT 'operator' CHECK (origin IN ('operator', 'cups')),
     created_at       TEXT NOT NULL
 );
 
