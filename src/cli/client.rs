@@ -117,6 +117,54 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), String> {
+        self.send_body(
+            method,
+            path,
+            "application/json",
+            Full::new(Bytes::from(body.unwrap_or_default())),
+        )
+        .await
+    }
+
+    /// Streams a file as the request body, calling `progress` with bytes sent.
+    pub async fn upload(
+        &self,
+        path: &str,
+        file: &Path,
+        progress: impl FnMut(u64) + Send + Sync + 'static,
+    ) -> Result<Value, String> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let len = f.metadata().await.map_err(|e| e.to_string())?.len();
+        let body = crate::filebody::FileBody::new(Bytes::new(), f, len).on_progress(progress);
+        let (status, bytes) = self
+            .send_body(Method::POST, path, "application/octet-stream", body)
+            .await?;
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(json)
+        } else {
+            Err(format!(
+                "{status}: {}",
+                json.get("Message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ))
+        }
+    }
+
+    async fn send_body<B>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: B,
+    ) -> Result<(StatusCode, Bytes), String>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect(&addr).await.map_err(|e| {
             format!(
@@ -128,8 +176,8 @@ impl ApiClient {
             .uri(path)
             .header("host", &addr)
             .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .header("content-type", content_type)
+            .body(body)
             .map_err(|e| e.to_string())?;
         match &self.tls {
             None => exchange(tcp, req).await,
@@ -146,9 +194,11 @@ impl ApiClient {
     }
 }
 
-async fn exchange<S>(io: S, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>
+async fn exchange<S, B>(io: S, req: Request<B>) -> Result<(StatusCode, Bytes), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{write_gateway_files, ApiClient, ApiOpts, CliResult};
 
@@ -70,11 +70,7 @@ enum GwCommand {
     Credentials { gateway: String },
 }
 
-fn print(v: &Value) {
-    if !v.is_null() {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    }
-}
+use super::print_json as print;
 
 pub async fn run(a: GatewaysArgs) -> CliResult {
     let c = ApiClient::from_opts(&a.api)?;
@@ -112,7 +108,10 @@ pub async fn run(a: GatewaysArgs) -> CliResult {
                         &format!("{}/credentials", gw(id)),
                         Some(json!({"Service": "CUPS", "Kind": kind})),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        format!("gateway {id} was created, but its credentials were not: {e}; issue them with `stationkeeper pki gateway {id} --kind Token --out {}`", out.display())
+                    })?;
                 for p in write_gateway_files(&out, &issued["Files"])? {
                     println!("wrote {}", p.display());
                 }

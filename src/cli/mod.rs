@@ -1,9 +1,11 @@
 //! The `stationkeeper` command line. `serve` runs the server; every other
 //! subcommand is a client of the operator API (one file per subcommand family),
-//! except `pki init`, `keys` and `sign`, which work on local files.
+//! except `pki init`, `keys generate` and `sign`, which work on local files.
 
 mod client;
+mod firmware;
 mod gateways;
+mod keys;
 mod pki;
 mod serve;
 
@@ -34,6 +36,18 @@ enum Command {
     /// Register and inspect gateways through the operator API.
     #[command(alias = "gateway")]
     Gateways(gateways::GatewaysArgs),
+    /// Firmware signing keys: generate a pair, register or list public keys.
+    Keys(keys::KeysArgs),
+    /// Sign an update file: prints UpdateSignature and SigKeyCrc.
+    Sign(keys::SignArgs),
+    /// Upload, list and delete blobs (update files, FUOTA images).
+    Blobs(firmware::BlobsArgs),
+    /// Gateway task definitions (AWS input.json accepted as it is).
+    #[command(alias = "task-definition")]
+    TaskDefinitions(firmware::DefinitionsArgs),
+    /// A gateway's update task: assign, follow, delete.
+    #[command(alias = "task")]
+    Tasks(firmware::TasksArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -84,6 +98,11 @@ pub fn main() -> ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Pki(a) => pki::run(a).await,
             Command::Gateways(a) => gateways::run(a).await,
+            Command::Keys(a) => keys::run(a).await,
+            Command::Sign(a) => keys::sign(a).await,
+            Command::Blobs(a) => firmware::blobs(a).await,
+            Command::TaskDefinitions(a) => firmware::definitions(a).await,
+            Command::Tasks(a) => firmware::tasks(a).await,
         }
     });
     match result {
@@ -92,6 +111,13 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints an API answer as indented JSON (nothing for an empty answer).
+pub fn print_json(v: &serde_json::Value) {
+    if !v.is_null() {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 }
 
