@@ -92,7 +92,7 @@ async fn upload(c: &ApiClient, file: &Path) -> Result<String, String> {
     let mut last = 0u64;
     let answer = c
         .upload("/blobs", file, move |sent| {
-            let pct = if total == 0 { 100 } else { sent * 100 / total };
+            let pct = (sent * 100).checked_div(total).unwrap_or(100);
             if tty && (pct != last || sent == total) {
                 last = pct;
                 eprint!("\ruploading {name}: {pct:>3}% ({sent} of {total} bytes)");
