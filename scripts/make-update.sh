@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
         --station-home) home="$2"; shift 2 ;;
         --restart) restart="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "make-update.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -51,7 +51,9 @@ staging="\$(mktemp -d)"
 trap 'rm -rf "\$staging"' EXIT
 tail -n +"\$line" "\$self" | base64 -d | tar -xzf - -C "\$staging"
 mkdir -p "\$STATION_HOME"
-cp -a "\$staging/." "\$STATION_HOME/"
+# --remove-destination unlinks each target first, so a running binary (station
+# itself) can be replaced instead of failing with "Text file busy".
+cp -a --remove-destination "\$staging/." "\$STATION_HOME/"
 printf '%s\n' '${version}' > "\$STATION_HOME/version.txt.new"
 sync
 mv "\$STATION_HOME/version.txt.new" "\$STATION_HOME/version.txt"

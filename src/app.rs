@@ -20,6 +20,10 @@ pub struct AppState {
     pub tc_uri: Option<String>,
     /// Bearer tokens the operator API accepts.
     pub api_tokens: Vec<String>,
+    /// The LNS face's sessions, downlink path and uplink queue.
+    pub lns: crate::lns::Lns,
+    /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub type App = Arc<AppState>;

@@ -42,8 +42,20 @@ pub struct CupsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LnsConfig {
     pub listen: SocketAddr,
-    /// The tcUri gateways are told; default `wss://<host name>:<listen port>`.
+    /// The tcUri gateways are told. Unset, CUPS leaves gateways' tc.* files alone.
     pub public_uri: Option<String>,
+    /// Open gateway sessions at most.
+    pub max_connections: usize,
+    /// Downlinks per gateway waiting for their `dntxed` at once.
+    pub max_inflight: usize,
+    /// Seconds between websocket pings.
+    pub ping_interval_secs: u64,
+    /// A gateway silent (no pong, no message) this long is closed as dead.
+    pub dead_after_secs: u64,
+    /// Uplinks queued for the rest of the server; more are dropped and counted.
+    pub uplink_queue: usize,
+    /// Messages per second one gateway may send (twice that in a burst).
+    pub max_messages_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -132,6 +144,12 @@ impl Default for LnsConfig {
         LnsConfig {
             listen: ([0, 0, 0, 0], 8887).into(),
             public_uri: None,
+            max_connections: 20_000,
+            max_inflight: 8,
+            ping_interval_secs: 30,
+            dead_after_secs: 90,
+            uplink_queue: 4096,
+            max_messages_per_sec: 50,
         }
     }
 }
@@ -272,6 +290,15 @@ impl Config {
             ("limits.cups_body_bytes", l.cups_body_bytes as u64),
             ("limits.api_body_bytes", l.api_body_bytes as u64),
             ("limits.blob_bytes", l.blob_bytes),
+            ("lns.max_connections", self.lns.max_connections as u64),
+            ("lns.max_inflight", self.lns.max_inflight as u64),
+            ("lns.ping_interval_secs", self.lns.ping_interval_secs),
+            ("lns.dead_after_secs", self.lns.dead_after_secs),
+            ("lns.uplink_queue", self.lns.uplink_queue as u64),
+            (
+                "lns.max_messages_per_sec",
+                u64::from(self.lns.max_messages_per_sec),
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));

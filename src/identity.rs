@@ -100,6 +100,14 @@ impl Proof {
     }
 }
 
+/// The evidence in an `Authorization` header value: station sends its token file's
+/// line as written (`Bearer <t>` canonically, or the bare secret as TTN writes it).
+pub fn token_evidence(header: Option<&str>) -> Option<String> {
+    let v = header?.trim();
+    let t = v.strip_prefix("Bearer ").unwrap_or(v).trim();
+    (!t.is_empty()).then(|| sha256_hex(t.as_bytes()))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -12,6 +12,7 @@ pub mod filebody; // streaming a file as an HTTP body with an exact length
 pub mod firmware; // update signatures and the task state machine (pure)
 pub mod fsutil; // atomic, durable file writes
 pub mod identity; // services, credential kinds, and who a peer is
+pub mod lns; // the LNS face: Basics Station websocket sessions, router_config, downlinks
 pub mod lorawan; // time on air and GPS time
 pub mod pki; // CA, server and gateway certificates; the development PKI
 pub mod provisioning; // issuing credential generations and gateway files

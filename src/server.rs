@@ -46,6 +46,7 @@ impl Default for ConnInfo {
 pub struct Listeners {
     pub cups: TcpListener,
     pub api: TcpListener,
+    pub lns: TcpListener,
 }
 
 impl Listeners {
@@ -59,6 +60,7 @@ impl Listeners {
         Ok(Listeners {
             cups: bind(cfg.cups.listen, "[cups] listen").await?,
             api: bind(cfg.api.listen, "[api] listen").await?,
+            lns: bind(cfg.lns.listen, "[lns] listen").await?,
         })
     }
 }
@@ -71,6 +73,7 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
     let acceptor = TlsAcceptor::from(app.tls.server.clone());
     let cups_addr = listeners.cups.local_addr().ok();
     let api_addr = listeners.api.local_addr().ok();
+    let lns_addr = listeners.lns.local_addr().ok();
 
     let cups = Face {
         name: "cups",
@@ -90,9 +93,24 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
         permits: Arc::new(Semaphore::new(limits.max_connections)),
         ..api
     };
+    // Handshakes and upgrades share this limit; open sessions are bounded
+    // separately by [lns] max_connections.
+    let lns = Face {
+        name: "lns",
+        router: crate::lns::router(app.clone()),
+        tls: Some(acceptor.clone()),
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        ..cups.clone()
+    };
     tracker.spawn(accept_loop(
         cups,
         listeners.cups,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(accept_loop(
+        lns,
+        listeners.lns,
         shutdown.clone(),
         tracker.clone(),
     ));
@@ -105,6 +123,7 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
     tracing::info!(
         cups = ?cups_addr,
         api = ?api_addr,
+        lns = ?lns_addr,
         api_tls = app.config.api.tls,
         "ready: all listeners bound"
     );
@@ -211,7 +230,9 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(face.header_timeout)
         .max_buf_size(64 * 1024);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

@@ -35,6 +35,7 @@ pub struct Running {
     pub app: App,
     pub cups_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    pub lns_addr: SocketAddr,
     /// Where the generated API token is, when the config gives none.
     pub token_file: Option<PathBuf>,
     pub shutdown: CancellationToken,
@@ -71,6 +72,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
     let listeners = Listeners::bind(&cfg).await.map_err(StartError::Bind)?;
     let cups_addr = listeners.cups.local_addr().map_err(StartError::Bind)?;
     let api_addr = listeners.api.local_addr().map_err(StartError::Bind)?;
+    let lns_addr = listeners.lns.local_addr().map_err(StartError::Bind)?;
 
     // Default URIs name the port actually bound, so `listen = "...:0"` works too.
     let host = host_name();
@@ -105,7 +107,10 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
             "update deliveries were cut off when the server last stopped; recorded as Interrupted"
         );
     }
+    let shutdown = CancellationToken::new();
     let app: App = Arc::new(AppState {
+        lns: crate::lns::Lns::new(cfg.lns.clone()),
+        shutdown: shutdown.clone(),
         config: cfg,
         store,
         blobs,
@@ -114,12 +119,12 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         tc_uri,
         api_tokens,
     });
-    let shutdown = CancellationToken::new();
     let done = tokio::spawn(server::run(app.clone(), listeners, shutdown.clone()));
     Ok(Running {
         app,
         cups_addr,
         api_addr,
+        lns_addr,
         token_file,
         shutdown,
         done,

@@ -62,6 +62,13 @@ fn builds_a_signed_self_installing_update() {
     let running_copy = d.join("tmp-update.bin");
     std::fs::copy(d.join("update.bin"), &running_copy).unwrap();
     let home = d.join("home");
+    // Station itself runs from the home: replacing a running binary must work.
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::fs::copy("/bin/sleep", home.join("bin/station")).unwrap();
+    let mut running = Command::new(home.join("bin/station"))
+        .arg("30")
+        .spawn()
+        .unwrap();
     let restarted = d.join("restarted");
     let status = Command::new("/bin/bash")
         .arg(&running_copy)
@@ -70,6 +77,8 @@ fn builds_a_signed_self_installing_update() {
         .env("RESTART_CMD", format!("touch {}", restarted.display()))
         .status()
         .unwrap();
+    running.kill().unwrap();
+    running.wait().unwrap();
     assert!(status.success());
     assert_eq!(
         std::fs::read(home.join("bin/station")).unwrap(),

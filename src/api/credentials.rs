@@ -37,11 +37,12 @@ async fn cups_config(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<CupsConfigBody>,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(u) = &b.cups_uri {
+    // An empty string removes the override.
+    if let Some(u) = b.cups_uri.as_ref().filter(|u| !u.is_empty()) {
         check_station_uri(u, &["https", "http"])
             .map_err(|m| ApiError::validation(format!("CupsUri: {m}")))?;
     }
-    if let Some(u) = &b.tc_uri {
+    if let Some(u) = b.tc_uri.as_ref().filter(|u| !u.is_empty()) {
         check_station_uri(u, &["wss", "ws"])
             .map_err(|m| ApiError::validation(format!("TcUri: {m}")))?;
     }

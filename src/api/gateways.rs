@@ -232,6 +232,11 @@ async fn patch(
 
 async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let g = find(&app, &id, None).await?;
+    if let Some(t) = app.store.latest_task(g.gw.id.clone()).await? {
+        if t.status.is_open() {
+            tracing::info!(gateway = %g.gw.eui, definition = %t.definition_id, from = t.status.as_str(), to = "(deleted with its gateway)", "task transition");
+        }
+    }
     app.store.delete_gateway(g.gw.id.clone()).await?;
     tracing::info!(gateway = %g.gw.eui, id = %g.gw.id, "gateway deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -242,7 +247,7 @@ async fn firmware(State(app): State<App>, Path(id): Path<String>) -> Result<Json
     let lorawan = match &g.last_report {
         Some(r) => json!({"CurrentVersion": {
             "PackageVersion": r.package, "Model": r.model, "Station": r.station
-        }}),
+        }, "SigningKeyCrcs": r.keys}),
         None => json!({}),
     };
     Ok(Json(

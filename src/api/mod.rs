@@ -39,6 +39,12 @@ pub fn router(app: App) -> Router {
                 "no such API path; see the README's API reference",
             )
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this path does not take that method; see the README's API reference",
+            )
+        })
         .with_state(app)
 }
 

@@ -20,7 +20,7 @@ use crate::app::{now, App, AppState};
 use crate::config::UnknownGateways;
 use crate::filebody::FileBody;
 use crate::firmware::task::{self, Reported, Version};
-use crate::identity::{authenticate, sha256_hex, CredKind, Evidence, Proof, Service};
+use crate::identity::{authenticate, token_evidence, CredKind, Evidence, Proof, Service};
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
@@ -72,13 +72,6 @@ async fn read_body(app: &AppState, body: Body) -> Result<Bytes, Refusal> {
     }
 }
 
-/// The token from station's `Authorization` header line (`Bearer <t>` or bare `<t>`).
-fn token_evidence(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let t = v.strip_prefix("Bearer ").unwrap_or(v).trim();
-    (!t.is_empty()).then(|| sha256_hex(t.as_bytes()))
-}
-
 async fn update_info(State(app): State<App>, req: Request) -> Response {
     let conn = req
         .extensions()
@@ -107,7 +100,11 @@ async fn handle(
     let eui = info.router;
     let evidence = Evidence {
         cert: conn.cert.clone(),
-        token_sha256: token_evidence(headers),
+        token_sha256: token_evidence(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        ),
     };
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(gateway = %eui, "CUPS poll failed: {e}");
@@ -200,7 +197,7 @@ async fn handle(
         },
     );
     let mut update = None;
-    if let Some(change) = plan.delivery() {
+    if let Some(change) = plan.delivery().cloned() {
         let def = fw
             .open
             .iter()
@@ -211,10 +208,14 @@ async fn handle(
         match open_update(app, def).await {
             Ok(file) => update = Some((def, file)),
             Err(e) => {
-                // Never half-deliver: answer without the update and leave the task
-                // where it is, so the next poll tries again.
+                // Never half-deliver: answer without the update and leave that
+                // task where it is, so the next poll tries again.
                 tracing::error!(gateway = %eui, definition = %def.id, "cannot deliver update: {e}");
-                plan.changes.clear();
+                for c in plan.changes.iter_mut().filter(|c| c.deliver) {
+                    c.deliver = false;
+                    c.to = c.from.unwrap_or(crate::firmware::task::Status::Pending);
+                    c.reason = format!("the update file cannot be read on the server ({e}); it is sent once that is fixed");
+                }
             }
         }
     }

@@ -149,7 +149,9 @@ pub fn step(status: Status, def: &Definition, r: &Reported) -> (Status, bool, St
     if !status.is_open() {
         return (status, false, "task is closed".into());
     }
-    if reached(v, def) {
+    // Before anything was sent, "done" needs an explicit UpdateVersion: without
+    // one, a gateway on some other version is simply not a match yet.
+    if reached(v, def) && (status != Pending || def.update.is_some()) {
         let why = match status {
             Pending => "gateway already reports the target version; nothing to send",
             _ => "gateway reports the target version",
@@ -305,6 +307,13 @@ mod tests {
         let mut other_model = rep("1.0.0");
         other_model.version.model = "corecell".into();
         assert_eq!(step(InProgress, &d, &other_model).0, Completed);
+    }
+
+    #[test]
+    fn pending_without_update_version_waits_for_current_version() {
+        let d = def("d", "1.0.0", None);
+        assert_eq!(step(Pending, &d, &rep("0.9.0")).0, Pending);
+        assert_eq!(step(Pending, &d, &rep("1.0.0")).0, InProgress);
     }
 
     #[test]

@@ -63,7 +63,14 @@ mod tests {
     #[test]
     fn spec_examples() {
         // lns-protocol.md §5.7: SF12/125 kHz, 50-byte PHYPayload ≈ 2.30 s.
-        let t = time_on_air_us(Modulation::Lora { sf: 12, bw_hz: 125_000 }, 50, false);
+        let t = time_on_air_us(
+            Modulation::Lora {
+                sf: 12,
+                bw_hz: 125_000,
+            },
+            50,
+            false,
+        );
         assert!((2_290_000..2_310_000).contains(&t), "{t}");
         assert_eq!(time_on_air_us(Modulation::Fsk, 39, false), 8_000);
     }

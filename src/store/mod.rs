@@ -7,11 +7,13 @@
 mod blobs;
 mod credentials;
 mod gateways;
+mod lns;
 mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{CredState, Credential, NewCredential, PollContext, PollRecord};
 pub use gateways::{CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
+pub use lns::LnsState;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
@@ -24,6 +26,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_firmware.sql"),
+    include_str!("migrations/0003_lns.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,11 @@ impl Store {
                 .append(true)
                 .mode(0o600)
                 .open(path)
+                .map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
         }
         let mut conn = Connection::open(path)?;

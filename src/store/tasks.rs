@@ -112,7 +112,7 @@ pub(super) fn firmware_context(
         .prepare_cached(&format!(
             "SELECT t.id, t.status, {DEF_COLUMNS} FROM tasks t
              JOIN task_definitions d ON d.id = t.definition_id JOIN blobs b ON b.id = d.blob_id
-             WHERE t.gateway_id = ?1 AND t.status IN {OPEN}"
+             WHERE t.gateway_id = ?1 AND t.deleted = 0 AND t.status IN {OPEN}"
         ))?
         .query_row([gateway_id], |r| {
             let def = def_from_row(r, 2)?;
@@ -255,7 +255,7 @@ impl Store {
     ) -> Result<Vec<(Status, u64)>, StoreError> {
         self.run(move |c| {
             let mut s = c.prepare(
-                "SELECT status, COUNT(*) FROM tasks WHERE definition_id = ?1 GROUP BY status",
+                "SELECT status, COUNT(*) FROM tasks WHERE definition_id = ?1 AND deleted = 0 GROUP BY status",
             )?;
             let rows = s.query_map([definition_id], |r| Ok((status_of(r.get(0)?)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -268,7 +268,7 @@ impl Store {
         self.run(move |c| {
             let tx = c.transaction()?;
             let open: u64 = tx.query_row(
-                &format!("SELECT COUNT(*) FROM tasks WHERE definition_id = ?1 AND status IN {OPEN}"),
+                &format!("SELECT COUNT(*) FROM tasks WHERE definition_id = ?1 AND deleted = 0 AND status IN {OPEN}"),
                 [&id],
                 |r| r.get(0),
             )?;
@@ -319,7 +319,7 @@ impl Store {
                 .query_row(
                     &format!(
                         "SELECT id, gateway_id, definition_id, status, status_reason, created_at, updated_at
-                         FROM tasks WHERE gateway_id = ?1
+                         FROM tasks WHERE gateway_id = ?1 AND deleted = 0
                          ORDER BY (status IN {OPEN}) DESC, id DESC LIMIT 1"
                     ),
                     [&gateway_id],
@@ -350,7 +350,11 @@ impl Store {
 
     pub async fn delete_task(&self, task_id: i64) -> Result<(), StoreError> {
         self.run(move |c| {
-            c.execute("DELETE FROM tasks WHERE id = ?1", [task_id])?;
+            // A tombstone, not a delete: auto-create must not start it again.
+            c.execute(
+                "UPDATE tasks SET deleted = 1, status_reason = 'deleted by the operator' WHERE id = ?1",
+                [task_id],
+            )?;
             Ok(())
         })
         .await

@@ -13,7 +13,7 @@ pub fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     std::fs::write(
         &p,
         format!(
-            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n{extra}"
+            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n{extra}"
         ),
     )
     .unwrap();

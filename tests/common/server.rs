@@ -29,6 +29,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     };
     cfg.cups.listen = "127.0.0.1:0".parse().unwrap();
     cfg.api.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.lns.listen = "127.0.0.1:0".parse().unwrap();
     cfg.api.tokens = Some(vec![TOKEN.to_string()]);
     cfg.lns.public_uri = Some(LNS_URI.to_string());
     cfg.limits.drain_secs = 5;
@@ -58,6 +59,7 @@ impl TestServer {
         } = self;
         cfg.cups.listen = running.cups_addr;
         cfg.api.listen = running.api_addr;
+        cfg.lns.listen = running.lns_addr;
         running.shutdown.cancel();
         running.done.await.unwrap();
         let running = spawn(cfg.clone()).await.expect("server restarts");

@@ -44,11 +44,13 @@ CREATE TABLE tasks (
     status        TEXT NOT NULL CHECK (status IN ('PENDING', 'IN_PROGRESS', 'FIRST_RETRY',
                                                   'SECOND_RETRY', 'COMPLETED', 'FAILED')),
     status_reason TEXT NOT NULL,
+    -- Deleted by the operator: kept so auto-create does not start it again.
+    deleted       INTEGER NOT NULL DEFAULT 0,
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL
 );
 CREATE UNIQUE INDEX tasks_one_open ON tasks(gateway_id)
-    WHERE status IN ('PENDING', 'IN_PROGRESS', 'FIRST_RETRY', 'SECOND_RETRY');
+    WHERE deleted = 0 AND status IN ('PENDING', 'IN_PROGRESS', 'FIRST_RETRY', 'SECOND_RETRY');
 CREATE INDEX tasks_definition ON tasks(definition_id, status);
 
 -- Every delivery of an update: InFlight while streaming, then Delivered or Interrupted.
