@@ -250,9 +250,33 @@ async fn firmware(State(app): State<App>, Path(id): Path<String>) -> Result<Json
         }, "SigningKeyCrcs": r.keys}),
         None => json!({}),
     };
-    Ok(Json(
-        json!({"WirelessGatewayId": g.gw.id, "LoRaWAN": lorawan}),
-    ))
+    let mut out = json!({"WirelessGatewayId": g.gw.id, "LoRaWAN": lorawan});
+    // What the gateway told the LNS face; station's `version` message has the
+    // station string without the build date, so it is compared as a prefix.
+    if let Some(l) = app.store.lns_state(g.gw.id.clone()).await? {
+        if l.station.is_some() {
+            out["LnsVersion"] = json!({"Station": l.station, "Firmware": l.firmware, "PackageVersion": l.package,
+                "Model": l.model, "Protocol": l.protocol, "Features": l.features});
+            if let Some(r) = &g.last_report {
+                let mut differ = vec![];
+                if l.package != r.package {
+                    differ.push("PackageVersion");
+                }
+                if l.model.as_deref() != Some(r.model.as_str()) {
+                    differ.push("Model");
+                }
+                if !l
+                    .station
+                    .as_deref()
+                    .is_some_and(|s| r.station.starts_with(s))
+                {
+                    differ.push("Station");
+                }
+                out["VersionMismatch"] = json!(differ);
+            }
+        }
+    }
+    Ok(Json(out))
 }
 
 async fn statistics(
@@ -261,12 +285,37 @@ async fn statistics(
 ) -> Result<Json<Value>, ApiError> {
     let g = find(&app, &id, None).await?;
     let last = g.last_report.as_ref();
-    Ok(Json(json!({
+    let live = app.lns.connection(g.gw.eui);
+    let stored = app
+        .store
+        .lns_state(g.gw.id.clone())
+        .await?
+        .unwrap_or_default();
+    let mut out = json!({
         "WirelessGatewayId": g.gw.id,
-        "LastUplinkReceivedAt": last.map(|r| r.at.clone()),
-        // The LNS face (a later issue) reports live connections; until then no
-        // gateway is connected to us over LNS.
-        "ConnectionStatus": "Disconnected",
+        "ConnectionStatus": if live.is_some() { "Connected" } else { "Disconnected" },
         "LastCupsContact": last.map(|r| json!({"At": r.at, "Peer": r.peer, "Auth": r.auth})),
-    })))
+    });
+    match live {
+        Some(c) => {
+            out["ConnectedSince"] = json!(c.connected_since);
+            out["LastUplinkReceivedAt"] = json!(c.stats.last_uplink_at.or(stored.last_uplink_at));
+            out["Uplinks"] = json!(c.stats.uplinks);
+            out["LastRssi"] = json!(c.stats.last_rssi);
+            out["LastSnr"] = json!(c.stats.last_snr);
+            out["DroppedMessages"] = json!(c.stats.dropped);
+            out["DownlinksSent"] = json!(c.stats.downlinks_sent);
+            out["DownlinksConfirmed"] = json!(c.stats.downlinks_confirmed);
+            out["RegionWarning"] = json!(c.stats.region_warning);
+        }
+        None => {
+            out["LastUplinkReceivedAt"] = json!(stored.last_uplink_at);
+            out["Uplinks"] = json!(stored.uplinks);
+            out["LastRssi"] = json!(stored.last_rssi);
+            out["LastSnr"] = json!(stored.last_snr);
+            out["RegionWarning"] = json!(stored.region_warning);
+            out["DisconnectedAt"] = json!(stored.disconnected_at);
+        }
+    }
+    Ok(Json(out))
 }

@@ -28,11 +28,12 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Station frames are at most 64 KiB (16-bit length); a small read buffer keeps
-/// thousands of idle gateways cheap.
+/// Station's messages are a few hundred bytes (an uplink with a 255-byte payload
+/// is under 1 KiB), so anything over 16 KiB is refused and closes the session; a
+/// small read buffer keeps thousands of idle gateways cheap.
 fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.max_message_size(64 * 1024)
-        .max_frame_size(64 * 1024)
+    ws.max_message_size(16 * 1024)
+        .max_frame_size(16 * 1024)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
 }

@@ -79,6 +79,7 @@ struct Session {
     pps: bool,
     pending: HashMap<i64, oneshot::Sender<Outcome>>,
     last_rx: Instant,
+    last_pong: Instant,
     /// The stored uplink count has been added to this session's counter.
     counting: bool,
     bucket: Bucket,
@@ -119,6 +120,7 @@ pub async fn run(app: App, gw: Gateway, mut socket: WebSocket) {
         pps: false,
         pending: HashMap::new(),
         last_rx: Instant::now(),
+        last_pong: Instant::now(),
         counting: false,
         bucket: Bucket {
             tokens: app.lns.limits.max_messages_per_sec as f64 * 2.0,
@@ -185,8 +187,11 @@ impl Session {
                             tracing::debug!(gateway = %self.eui, "binary frame ignored (remote shell is not supported)");
                             continue;
                         }
+                        Some(Ok(Message::Pong(_))) => {
+                            self.last_pong = Instant::now();
+                            continue;
+                        }
                         Some(Ok(_)) => {
-                            // Ping or pong: the peer is alive.
                             self.last_rx = Instant::now();
                             continue;
                         }
@@ -220,7 +225,9 @@ impl Session {
                     }
                 }
                 _ = ping.tick() => {
-                    if self.last_rx.elapsed() > dead_after {
+                    // Station answers every ping (lns-protocol.md §1.1): one that
+                    // stops is dead or wedged, whatever else it still sends.
+                    if self.last_pong.elapsed() > dead_after {
                         return format!("no answer to pings for {} s (dead peer)", dead_after.as_secs());
                     }
                     self.pending.retain(|_, done| !done.is_closed());
