@@ -256,7 +256,7 @@ async fn handle(
                 tc_cred_crc: info.tc_cred_crc,
                 auth: auth.clone(),
             },
-            confirmed: decision.confirmed.clone(),
+            confirmed: news(&decision.confirmed, &ctx.credentials),
             backup,
             tasks: plan.changes.clone(),
             bytes_total: decision.head.content_length(),
@@ -360,6 +360,23 @@ async fn open_update(app: &AppState, def: &DefinitionRow) -> std::io::Result<tok
         )));
     }
     Ok(file)
+}
+
+/// The confirmations that change something: a generation not yet confirmed, or
+/// older generations still to retire. A settled gateway's poll then writes only
+/// its report.
+fn news(confirmed: &[(Service, u32)], creds: &[Credential]) -> Vec<(Service, u32)> {
+    confirmed
+        .iter()
+        .copied()
+        .filter(|&(service, generation)| {
+            creds.iter().any(|c| {
+                c.service == service
+                    && ((c.generation == generation && c.confirmed_at.is_none())
+                        || (c.generation < generation && c.state != CredState::Retired))
+            })
+        })
+        .collect()
 }
 
 fn current(creds: &[Credential], service: Service) -> Option<&Credential> {

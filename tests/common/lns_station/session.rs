@@ -1090,134 +1090,192 @@ async fn read_frames(mut fr: FrameReader<ReadHalf<BoxIo>>, tx: mpsc::UnboundedSe
     }
 }
 
-/// The background task: owns the writer, reacts to frames, sends dntxed
-/// when frames go on air.
+/// What woke the background task.
+enum Wake {
+    Cmd(Option<Cmd>),
+    Frame(Option<Incoming>),
+    Timer,
+}
+
+/// The background task's state: owns the writer.
+struct Actor {
+    state: Arc<Mutex<State>>,
+    wr: WriteHalf<BoxIo>,
+    events: mpsc::UnboundedSender<Event>,
+    /// Set once station sent its close frame: wait this long for the reply.
+    closing_deadline: Option<Instant>,
+}
+
+impl Actor {
+    async fn write(&mut self, opcode: u8, payload: &[u8]) -> Result<(), LnsError> {
+        write_frame(&mut self.wr, &ws::encode_frame(opcode, payload)?).await
+    }
+
+    /// Sends a text and logs it.
+    async fn write_text(&mut self, text: String) -> Result<(), LnsError> {
+        self.write(ws::OP_TEXT, text.as_bytes()).await?;
+        self.state.lock().unwrap().sent.push(text);
+        Ok(())
+    }
+
+    fn wake_time(&self) -> Option<Instant> {
+        let due = self.state.lock().unwrap().next_due();
+        match (due, self.closing_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles one wake-up; `Err` ends the session with that reason.
+    async fn step(&mut self, w: Wake) -> Result<(), LnsError> {
+        match w {
+            Wake::Cmd(c) => self.on_cmd(c).await,
+            Wake::Frame(f) => self.on_frame(f.unwrap_or(Incoming::Eof)).await,
+            Wake::Timer => self.on_timer().await,
+        }
+    }
+
+    async fn on_cmd(&mut self, c: Option<Cmd>) -> Result<(), LnsError> {
+        match c {
+            None => Err(LnsError::Ws("session dropped".into())),
+            Some(Cmd::Abort) => Err(LnsError::Closed {
+                code: None,
+                reason: ABORTED.into(),
+            }),
+            Some(Cmd::Send { frame, log, done }) => {
+                let r = write_frame(&mut self.wr, &frame).await;
+                if let (Ok(()), Some(l)) = (&r, log) {
+                    self.state.lock().unwrap().sent.push(l);
+                }
+                let _ = done.send(r.clone());
+                r
+            }
+            Some(Cmd::Close { code, reason }) => {
+                self.write(ws::OP_CLOSE, &ws::close_payload(code, &reason))
+                    .await?;
+                self.closing_deadline = Some(Instant::now() + Duration::from_secs(2));
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, f: Incoming) -> Result<(), LnsError> {
+        match f {
+            Incoming::Eof => Err(LnsError::Closed {
+                code: None,
+                reason: "connection closed without close frame".into(),
+            }),
+            Incoming::IoError(e) => Err(LnsError::Ws(format!("read failed: {e}"))),
+            Incoming::Illegal(e) => Err(LnsError::Protocol(format!("Illegal WS frame: {e}"))),
+            Incoming::Close { code, reason } => {
+                if self.closing_deadline.is_none() {
+                    // station answers a close
+                    let p = code.map(|c| ws::close_payload(c, "")).unwrap_or_default();
+                    let _ = self.write(ws::OP_CLOSE, &p).await;
+                }
+                Err(LnsError::Closed { code, reason })
+            }
+            Incoming::Ping(p) => {
+                let answer = {
+                    let mut st = self.state.lock().unwrap();
+                    st.pings += 1;
+                    st.opts.answer_pings
+                };
+                if answer {
+                    self.write(ws::OP_PONG, &p).await?;
+                }
+                Ok(())
+            }
+            Incoming::Pong(_) => {
+                self.state.lock().unwrap().pongs += 1;
+                Ok(())
+            }
+            Incoming::Binary(b) => {
+                let _ = self.events.send(Ok(ServerMessage::Binary(b)));
+                Ok(())
+            }
+            Incoming::Text(t) => {
+                let (msg, replies, close) = self.state.lock().unwrap().on_text(&t, Instant::now());
+                let reason = match &msg {
+                    ServerMessage::RouterConfig(ConfigOutcome::Rejected(r)) => r.clone(),
+                    _ => String::new(),
+                };
+                let mut written = Ok(());
+                for r in replies {
+                    written = self.write_text(r).await;
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                let _ = self.events.send(Ok(msg));
+                written?;
+                if close {
+                    // station closes (code 1000) and goes back to discovery
+                    let _ = self.write(ws::OP_CLOSE, &ws::close_payload(1000, "")).await;
+                    return Err(LnsError::Closed {
+                        code: Some(1000),
+                        reason: format!("station closed: router_config rejected: {reason}"),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_timer(&mut self) -> Result<(), LnsError> {
+        if self.closing_deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(LnsError::Closed {
+                code: None,
+                reason: "no close reply from server".into(),
+            });
+        }
+        let due = self.state.lock().unwrap().take_due(Instant::now());
+        for j in due {
+            self.write_text(j).await?;
+        }
+        Ok(())
+    }
+}
+
+const ABORTED: &str = "aborted by the simulator";
+
+/// The background task: reacts to frames, commands and the TX timer.
 async fn run(
     state: Arc<Mutex<State>>,
-    mut wr: WriteHalf<BoxIo>,
+    wr: WriteHalf<BoxIo>,
     mut frames: mpsc::UnboundedReceiver<Incoming>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     events: mpsc::UnboundedSender<Event>,
     reader: JoinHandle<()>,
 ) {
-    let mut closing_deadline: Option<Instant> = None;
-    let end: LnsError = loop {
-        let due = state.lock().unwrap().next_due();
-        let wake = match (due, closing_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    let mut a = Actor {
+        state,
+        wr,
+        events,
+        closing_deadline: None,
+    };
+    let end = loop {
+        let wake = a.wake_time();
         let sleep = async {
             match wake {
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            c = cmds.recv() => match c {
-                None => break LnsError::Ws("session dropped".into()),
-                Some(Cmd::Abort) => break LnsError::Closed { code: None, reason: "aborted by the simulator".into() },
-                Some(Cmd::Send { frame, log, done }) => {
-                    let r = write_frame(&mut wr, &frame).await;
-                    if r.is_ok() {
-                        if let Some(l) = log {
-                            state.lock().unwrap().sent.push(l);
-                        }
-                    }
-                    let failed = r.clone().err();
-                    let _ = done.send(r);
-                    if let Some(e) = failed {
-                        break e;
-                    }
-                }
-                Some(Cmd::Close { code, reason }) => {
-                    let f = ws::encode_frame(ws::OP_CLOSE, &ws::close_payload(code, &reason)).unwrap();
-                    if let Err(e) = write_frame(&mut wr, &f).await {
-                        break e;
-                    }
-                    closing_deadline = Some(Instant::now() + Duration::from_secs(2));
-                }
-            },
-            f = frames.recv() => {
-                let f = f.unwrap_or(Incoming::Eof);
-                match f {
-                    Incoming::Eof => break LnsError::Closed { code: None, reason: "connection closed without close frame".into() },
-                    Incoming::IoError(e) => break LnsError::Ws(format!("read failed: {e}")),
-                    Incoming::Illegal(e) => break LnsError::Protocol(format!("Illegal WS frame: {e}")),
-                    Incoming::Close { code, reason } => {
-                        if closing_deadline.is_none() {
-                            // station answers a close
-                            let p = code.map(|c| ws::close_payload(c, "")).unwrap_or_default();
-                            let _ = write_frame(&mut wr, &ws::encode_frame(ws::OP_CLOSE, &p).unwrap()).await;
-                        }
-                        break LnsError::Closed { code, reason };
-                    }
-                    Incoming::Ping(p) => {
-                        let answer = {
-                            let mut st = state.lock().unwrap();
-                            st.pings += 1;
-                            st.opts.answer_pings
-                        };
-                        if answer {
-                            if let Err(e) = write_frame(&mut wr, &ws::encode_frame(ws::OP_PONG, &p).unwrap()).await {
-                                break e;
-                            }
-                        }
-                    }
-                    Incoming::Pong(_) => state.lock().unwrap().pongs += 1,
-                    Incoming::Binary(b) => {
-                        let _ = events.send(Ok(ServerMessage::Binary(b)));
-                    }
-                    Incoming::Text(t) => {
-                        let (msg, replies, close) = state.lock().unwrap().on_text(&t, Instant::now());
-                        let mut failed = None;
-                        for r in replies {
-                            match write_frame(&mut wr, &ws::encode_frame(ws::OP_TEXT, r.as_bytes()).unwrap()).await {
-                                Ok(()) => state.lock().unwrap().sent.push(r),
-                                Err(e) => { failed = Some(e); break; }
-                            }
-                        }
-                        let reason = match &msg {
-                            ServerMessage::RouterConfig(ConfigOutcome::Rejected(r)) => r.clone(),
-                            _ => String::new(),
-                        };
-                        let _ = events.send(Ok(msg));
-                        if let Some(e) = failed {
-                            break e;
-                        }
-                        if close {
-                            // station closes (code 1000) and goes back to discovery
-                            let f = ws::encode_frame(ws::OP_CLOSE, &ws::close_payload(1000, "")).unwrap();
-                            let _ = write_frame(&mut wr, &f).await;
-                            break LnsError::Closed { code: Some(1000), reason: format!("station closed: router_config rejected: {reason}") };
-                        }
-                    }
-                }
-            },
-            _ = sleep => {
-                if closing_deadline.is_some_and(|d| Instant::now() >= d) {
-                    break LnsError::Closed { code: None, reason: "no close reply from server".into() };
-                }
-                let due = state.lock().unwrap().take_due(Instant::now());
-                let mut failed = None;
-                for j in due {
-                    match write_frame(&mut wr, &ws::encode_frame(ws::OP_TEXT, j.as_bytes()).unwrap()).await {
-                        Ok(()) => state.lock().unwrap().sent.push(j),
-                        Err(e) => { failed = Some(e); break; }
-                    }
-                }
-                if let Some(e) = failed {
-                    break e;
-                }
-            }
+        let w = tokio::select! {
+            c = cmds.recv() => Wake::Cmd(c),
+            f = frames.recv() => Wake::Frame(f),
+            _ = sleep => Wake::Timer,
+        };
+        if let Err(e) = a.step(w).await {
+            break e;
         }
     };
     reader.abort();
-    let aborted =
-        matches!(&end, LnsError::Closed { code: None, reason } if reason.starts_with("aborted"));
+    let aborted = matches!(&end, LnsError::Closed { code: None, reason } if reason == ABORTED);
     if !aborted {
-        let _ = wr.shutdown().await;
+        let _ = a.wr.shutdown().await;
     }
-    state.lock().unwrap().ended = Some(end.clone());
-    let _ = events.send(Err(end));
+    a.state.lock().unwrap().ended = Some(end.clone());
+    let _ = a.events.send(Err(end));
 }
