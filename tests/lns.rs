@@ -636,3 +636,43 @@ async fn a_gateway_that_stops_answering_pings_is_closed() {
     assert!(matches!(e, LnsError::Closed { .. }), "{e:?}");
     assert!(srv.running.app.lns.connection(Eui(EUI)).is_none());
 }
+
+#[tokio::test]
+async fn lns_credentials_rotated_through_cups_keep_working_across_the_overlap() {
+    let srv = TestServer::start().await;
+    let (id, mut st) = gateway(&srv, EUI, eu868()).await;
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(T).await.unwrap();
+    s.close().await.unwrap();
+
+    // A new LNS generation: until the gateway confirms it over CUPS, the old
+    // token still opens the LNS, and so does the new one.
+    let old = st.auth.clone();
+    let new = srv.issue(&id, "LNS", "ClientCertificate").await["Files"].clone();
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(T).await.unwrap();
+    s.close().await.unwrap();
+    st.auth = Auth::ClientCert {
+        crt: new["tc.crt"].as_str().unwrap().as_bytes().to_vec(),
+        key: new["tc.key"].as_str().unwrap().as_bytes().to_vec(),
+    };
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(T).await.unwrap();
+    s.close().await.unwrap();
+
+    // The gateway confirms the new generation on a CUPS poll (it reports the new
+    // blob's CRC); from then on the old token is refused.
+    let mut cups = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
+    assert!(
+        cups.poll(srv.cups()).await.is_success(),
+        "installs the new tc.* blob"
+    );
+    assert!(cups.poll(srv.cups()).await.is_success(), "reports its CRC");
+    assert_eq!(srv.credentials(&id).await["LNS"]["Confirmed"], true);
+    st.auth = old;
+    let e = st.discover(LNS_URI).await.unwrap_err();
+    assert!(
+        matches!(&e, LnsError::Rejected(m) if m.contains("retired")),
+        "{e:?}"
+    );
+}

@@ -14,6 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, Limited};
 
+use super::answer::AnswerHead;
 use super::decide::{decide, Target, UpdateSection, Wanted};
 use super::request::UpdateInfo;
 use crate::app::{now, App, AppState};
@@ -277,17 +278,22 @@ async fn handle(
     }
 
     let h = &decision.head;
-    tracing::info!(
-        gateway = %eui,
-        peer = %conn.remote,
-        auth = %auth,
-        cups_uri = h.cups_uri.is_some(),
-        tc_uri = h.tc_uri.is_some(),
-        cups_cred = h.cups_cred.is_some(),
-        tc_cred = h.tc_cred.is_some(),
-        update_bytes = h.update_len,
-        "CUPS poll answered"
-    );
+    // A fleet polls all day; only answers that change something are news.
+    if *h == AnswerHead::nothing() {
+        tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %auth, "CUPS poll answered: nothing to do");
+    } else {
+        tracing::info!(
+            gateway = %eui,
+            peer = %conn.remote,
+            auth = %auth,
+            cups_uri = h.cups_uri.is_some(),
+            tc_uri = h.tc_uri.is_some(),
+            cups_cred = h.cups_cred.is_some(),
+            tc_cred = h.tc_cred.is_some(),
+            update_bytes = h.update_len,
+            "CUPS poll answered"
+        );
+    }
     let head = Bytes::from(h.encode());
     let length = h.content_length();
     let body = match (update, attempt) {
