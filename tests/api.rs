@@ -60,10 +60,7 @@ async fn gateway_lifecycle() {
         .unwrap();
     let id = created["Id"].as_str().unwrap();
 
-    let got = srv
-        .call(Method::GET, &format!("/wireless-gateways/{id}"), None)
-        .await
-        .unwrap();
+    let got = srv.get(&format!("/wireless-gateways/{id}")).await;
     assert_eq!(got["Name"], "roof");
     assert_eq!(
         got["LoRaWAN"]["GatewayEui"], "b827ebfffe6151a8",
@@ -72,13 +69,8 @@ async fn gateway_lifecycle() {
     assert_eq!(got["LoRaWAN"]["RfRegion"], "US915");
     assert_eq!(got["LoRaWAN"]["SubBands"], json!([2]));
     let by_eui = srv
-        .call(
-            Method::GET,
-            "/wireless-gateways/b827:ebff:fe61:51a8?identifierType=GatewayEui",
-            None,
-        )
-        .await
-        .unwrap();
+        .get("/wireless-gateways/b827:ebff:fe61:51a8?identifierType=GatewayEui")
+        .await;
     assert_eq!(by_eui["Id"], id);
 
     let e = srv
@@ -94,30 +86,17 @@ async fn gateway_lifecycle() {
     )
     .await
     .unwrap();
-    let got = srv
-        .call(Method::GET, &format!("/wireless-gateways/{id}"), None)
-        .await
-        .unwrap();
+    let got = srv.get(&format!("/wireless-gateways/{id}")).await;
     assert_eq!(got["Name"], "roof-2");
     assert_eq!(got["Description"], "north roof");
 
     let fw = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/firmware-information"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/firmware-information"))
+        .await;
     assert_eq!(fw["LoRaWAN"], json!({}), "no CUPS poll yet");
     let st = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/gateway-statistics"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/gateway-statistics"))
+        .await;
     assert_eq!(st["ConnectionStatus"], "Disconnected");
     assert_eq!(st["LastUplinkReceivedAt"], Value::Null);
 
@@ -219,7 +198,7 @@ async fn listing_pages_with_next_token() {
             Some(t) => format!("/wireless-gateways?maxResults=2&nextToken={t}"),
             None => "/wireless-gateways?maxResults=2".to_string(),
         };
-        let page = srv.call(Method::GET, &path, None).await.unwrap();
+        let page = srv.get(&path).await;
         let list = page["WirelessGatewayList"].as_array().unwrap();
         assert!(list.len() <= 2);
         seen.extend(list.iter().map(|g| g["Id"].as_str().unwrap().to_string()));
@@ -236,10 +215,7 @@ async fn listing_pages_with_next_token() {
 #[tokio::test]
 async fn service_endpoint_and_credential_files() {
     let srv = TestServer::start().await;
-    let cups = srv
-        .call(Method::GET, "/service-endpoint?serviceType=CUPS", None)
-        .await
-        .unwrap();
+    let cups = srv.get("/service-endpoint?serviceType=CUPS").await;
     assert_eq!(cups["ServiceEndpoint"], srv.cups_uri());
     let ca = std::fs::read_to_string(srv.state_dir().join("pki/ca.crt")).unwrap();
     let der = |pem: &str| {
@@ -250,10 +226,7 @@ async fn service_endpoint_and_credential_files() {
             .to_vec()
     };
     assert_eq!(der(cups["ServerTrust"].as_str().unwrap()), der(&ca));
-    let lns = srv
-        .call(Method::GET, "/service-endpoint?serviceType=LNS", None)
-        .await
-        .unwrap();
+    let lns = srv.get("/service-endpoint?serviceType=LNS").await;
     assert!(lns["ServiceEndpoint"]
         .as_str()
         .unwrap()

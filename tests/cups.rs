@@ -71,13 +71,8 @@ async fn mtls_gateway_gets_tc_uri_and_der_credentials_then_nothing_to_do() {
 
     // What it reported is recorded and visible.
     let fw = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/firmware-information"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/firmware-information"))
+        .await;
     assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["PackageVersion"], "1.0.0");
     assert_eq!(
         fw["LoRaWAN"]["CurrentVersion"]["Station"],
@@ -125,10 +120,7 @@ async fn register_mode_enrolls_an_unknown_gateway_on_first_use() {
     std::fs::create_dir_all(&home).unwrap();
     let mut st = common::station::Station::new(home, EUI);
     // Server-auth only: the trust and URI, nothing else.
-    let trust = srv
-        .call(Method::GET, "/service-endpoint?serviceType=CUPS", None)
-        .await
-        .unwrap();
+    let trust = srv.get("/service-endpoint?serviceType=CUPS").await;
     st.write_set(
         CredSet::Reg,
         Category::Cups,
@@ -143,13 +135,10 @@ async fn register_mode_enrolls_an_unknown_gateway_on_first_use() {
         "gets a CUPS token"
     );
     let gw = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{EUI:016x}?identifierType=GatewayEui"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!(
+            "/wireless-gateways/{EUI:016x}?identifierType=GatewayEui"
+        ))
+        .await;
     assert_eq!(gw["LoRaWAN"]["GatewayEui"], format!("{EUI:016x}"));
     // From now on it authenticates with the token it was given.
     let o = ok!(st.poll(srv.cups()).await);

@@ -61,13 +61,8 @@ async fn aws_walkthrough_with_the_semtech_vector_completes() {
     let (id, mut st) = ready_gateway(&srv).await;
     // Step 1 of the walkthrough: read the gateway's current version.
     let fw = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/firmware-information"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/firmware-information"))
+        .await;
     assert_eq!(fw["LoRaWAN"]["CurrentVersion"]["PackageVersion"], "v0");
     let def = test4_definition(&srv, &st, true).await;
 
@@ -93,13 +88,8 @@ async fn aws_walkthrough_with_the_semtech_vector_completes() {
     assert!(t["TaskCreatedAt"].as_str().unwrap().ends_with('Z'));
     assert!(t["LastUplinkReceivedAt"].is_string());
     let d = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateway-task-definitions/{def}"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateway-task-definitions/{def}"))
+        .await;
     assert_eq!(d["TaskCounts"]["COMPLETED"], 1);
     assert_eq!(d["TaskCounts"]["PENDING"], 0);
     assert_eq!(d["SignatureVerified"], true);
@@ -255,13 +245,8 @@ async fn multi_hop_path_creates_the_next_task_when_the_first_completes() {
     assert_eq!(srv.task(&id).await["Status"], "COMPLETED");
     for (def, n) in [(hop1, 1), (hop2, 1)] {
         let d = srv
-            .call(
-                Method::GET,
-                &format!("/wireless-gateway-task-definitions/{def}"),
-                None,
-            )
-            .await
-            .unwrap();
+            .get(&format!("/wireless-gateway-task-definitions/{def}"))
+            .await;
         assert_eq!(d["TaskCounts"]["COMPLETED"], n);
     }
 }

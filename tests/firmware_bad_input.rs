@@ -119,13 +119,8 @@ async fn unverified_definitions_need_the_config_switch() {
         ))
         .await;
     let d = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateway-task-definitions/{id}"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateway-task-definitions/{id}"))
+        .await;
     assert_eq!(d["SignatureVerified"], false);
     assert_eq!(d["Update"]["LoRaWAN"]["UpdateVersion"], Value::Null);
 }
@@ -141,16 +136,10 @@ async fn blobs_same_bytes_same_id_and_deletes() {
         "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
     );
     let id = a["Id"].as_str().unwrap();
-    let got = srv
-        .call(Method::GET, &format!("/blobs/{id}"), None)
-        .await
-        .unwrap();
+    let got = srv.get(&format!("/blobs/{id}")).await;
     assert_eq!(got["Size"], 5);
     assert_eq!(
-        srv.call(Method::GET, "/blobs", None).await.unwrap()["Blobs"]
-            .as_array()
-            .unwrap()
-            .len(),
+        srv.get("/blobs").await["Blobs"].as_array().unwrap().len(),
         1
     );
 
@@ -232,7 +221,7 @@ async fn a_truncated_upload_registers_nothing() {
             .count(),
         0
     );
-    let list = srv.call(Method::GET, "/blobs", None).await.unwrap();
+    let list = srv.get("/blobs").await;
     assert_eq!(list["Blobs"], json!([]));
 }
 

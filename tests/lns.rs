@@ -151,25 +151,15 @@ async fn discovery_router_config_uplink_and_connection_state() {
     assert_eq!(ev.uplink.radio.freq, 868_100_000);
 
     let stats = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/gateway-statistics"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/gateway-statistics"))
+        .await;
     assert_eq!(stats["ConnectionStatus"], "Connected", "{stats}");
     assert_eq!(stats["Uplinks"], 1);
     assert_eq!(stats["LastRssi"], -57.0);
     assert!(stats["ConnectedSince"].is_string());
     let fw = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/firmware-information"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/firmware-information"))
+        .await;
     assert_eq!(fw["LnsVersion"]["Station"], "2.0.6(linux/std)");
     assert_eq!(fw["LnsVersion"]["Protocol"], 2);
 
@@ -181,13 +171,8 @@ async fn discovery_router_config_uplink_and_connection_state() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stats = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/gateway-statistics"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/gateway-statistics"))
+        .await;
     assert_eq!(stats["ConnectionStatus"], "Disconnected");
     assert_eq!(stats["Uplinks"], 1, "counters survive the session");
 }
@@ -484,13 +469,8 @@ async fn a_region_station_does_not_know_is_reported_and_downlinks_refused() {
         "station 2.0.6 drops downlinks for IN865"
     );
     let stats = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/gateway-statistics"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/gateway-statistics"))
+        .await;
     assert!(
         stats["RegionWarning"].as_str().unwrap().contains("IN865"),
         "{stats}"
@@ -554,13 +534,8 @@ async fn malformed_messages_are_dropped_and_the_session_lives_on() {
         }
     ));
     let stats = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/gateway-statistics"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/gateway-statistics"))
+        .await;
     assert_eq!(stats["ConnectionStatus"], "Connected");
     assert!(stats["DroppedMessages"].as_u64().unwrap() >= 3, "{stats}");
 }
@@ -601,13 +576,8 @@ async fn a_flood_is_rate_limited_without_closing_the_session() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = srv
-        .call(
-            Method::GET,
-            &format!("/wireless-gateways/{id}/gateway-statistics"),
-            None,
-        )
-        .await
-        .unwrap();
+        .get(&format!("/wireless-gateways/{id}/gateway-statistics"))
+        .await;
     assert_eq!(stats["ConnectionStatus"], "Connected");
     assert!(stats["DroppedMessages"].as_u64().unwrap() >= 200, "{stats}");
 }

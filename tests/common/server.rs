@@ -92,6 +92,11 @@ impl TestServer {
         self.api().call(method, path, body).await
     }
 
+    /// GET an API path that must succeed.
+    pub async fn get(&self, path: &str) -> Value {
+        self.call(Method::GET, path, None).await.unwrap()
+    }
+
     pub async fn create_gateway(&self, eui: u64) -> String {
         let v = self
             .call(
