@@ -6,11 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::firmware::{b64, vector};
-use common::process::{addr_after, start, write_config};
+use common::process::{launch, write_config};
 use common::server::{TestServer, TOKEN};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use stationkeeper::cli::ApiClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn post_def(srv: &TestServer, body: Value) -> (StatusCode, String) {
@@ -232,40 +231,11 @@ async fn kill_9_mid_delivery_is_one_interrupted_attempt_after_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "");
-    let (mut child, lines, _logs) = start(&cfg);
-    let cups = addr_after(&lines, "CUPS");
-    let api = addr_after(&lines, "operator API");
-    let cups_uri = lines[1]
-        .split("told ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(')')
-        .to_string();
-    let c = ApiClient::new(&format!("http://{api}"), "serve-test-token".into(), None).unwrap();
+    let p = launch(&cfg);
+    let c = p.api();
 
     // A gateway with a token, a signed 16 MiB update and a definition for it.
-    let id = c
-        .call(
-            Method::POST,
-            "/wireless-gateways",
-            Some(json!({"LoRaWAN": {"GatewayEui": "::7", "RfRegion": "EU868"}})),
-        )
-        .await
-        .unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = c
-        .call(
-            Method::POST,
-            &format!("/wireless-gateways/{id}/credentials"),
-            Some(json!({"Service": "CUPS", "Kind": "Token"})),
-        )
-        .await
-        .unwrap()["Files"]["cups.key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (id, token) = p.token_gateway("::7").await;
     let data = vec![0x5au8; 16 * 1024 * 1024];
     let (pem, raw) = signature::generate();
     let digest: [u8; 64] = sha2::Sha512::digest(&data).into();
@@ -297,22 +267,14 @@ async fn kill_9_mid_delivery_is_one_interrupted_attempt_after_restart() {
     .unwrap();
 
     // Start the download, read a little, then kill -9 the server.
-    let trust = std::fs::read(dir.path().join("state/pki/ca.crt")).unwrap();
-    let host_port = cups_uri.split_once("://").unwrap().1.to_string();
-    let host = host_port.rsplit_once(':').unwrap().0.to_string();
-    let tcp = tokio::net::TcpStream::connect(cups).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(
-        common::station::net::client_config(&trust, None, true).unwrap(),
-    )
-    .connect(rustls::pki_types::ServerName::try_from(host).unwrap(), tcp)
-    .await
-    .unwrap();
+    let mut tls = p.cups_tls().await;
+    let cups_uri = p.cups_uri.clone();
     let body = format!(
         r#"{{"router":"::7","cupsUri":"{cups_uri}","tcUri":null,"cupsCredCrc":0,"tcCredCrc":0,"station":"{}","model":"rpi","package":"1.0.0","keys":[{crc}]}}"#,
         from.0
     );
     let req = common::station::request::build_request(
-        &host_port,
+        p.host_port(),
         Some(token.as_bytes()),
         body.as_bytes(),
     );
@@ -320,15 +282,15 @@ async fn kill_9_mid_delivery_is_one_interrupted_attempt_after_restart() {
     let mut buf = vec![0u8; 64 * 1024];
     let n = tls.read(&mut buf).await.unwrap();
     assert!(n > 0);
+    let mut child = p.child;
     child.kill().unwrap();
     child.wait().unwrap();
     drop(tls);
 
     // After a restart the attempt is recorded once, as interrupted, and the task
     // moved exactly one step.
-    let (mut child, lines, _logs) = start(&cfg);
-    let api = addr_after(&lines, "operator API");
-    let c = ApiClient::new(&format!("http://{api}"), "serve-test-token".into(), None).unwrap();
+    let p = launch(&cfg);
+    let c = p.api();
     let t = c
         .call(Method::GET, &format!("/wireless-gateways/{id}/tasks"), None)
         .await
@@ -337,6 +299,7 @@ async fn kill_9_mid_delivery_is_one_interrupted_attempt_after_restart() {
     let attempts = t["Attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 1, "{t}");
     assert_eq!(attempts[0]["Outcome"], "Interrupted");
+    let mut child = p.child;
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -7,14 +7,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::station::net::client_config;
 use common::station::request::build_request;
-use hyper::Method;
-use serde_json::json;
-use stationkeeper::cli::ApiClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::process::{addr_after, start, write_config, BIN};
+use common::process::{launch, write_config, BIN};
 
 #[test]
 fn a_config_error_stops_start_up_naming_the_key() {
@@ -49,63 +45,26 @@ fn a_config_error_stops_start_up_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_an_in_flight_poll_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "");
-    let (mut child, lines, logs) = start(&cfg);
-    let cups = addr_after(&lines, "CUPS");
-    let api = addr_after(&lines, "operator API");
-    let cups_uri = lines[1]
-        .split("told ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(')')
-        .to_string();
-
-    // A gateway with a token.
-    let client = ApiClient::new(&format!("http://{api}"), "serve-test-token".into(), None).unwrap();
-    let id = client
-        .call(
-            Method::POST,
-            "/wireless-gateways",
-            Some(json!({"LoRaWAN": {"GatewayEui": "::1", "RfRegion": "EU868"}})),
-        )
-        .await
-        .unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let issued = client
-        .call(
-            Method::POST,
-            &format!("/wireless-gateways/{id}/credentials"),
-            Some(json!({"Service": "CUPS", "Kind": "Token"})),
-        )
-        .await
-        .unwrap();
-    let token = issued["Files"]["cups.key"].as_str().unwrap().to_string();
+    let p = launch(&write_config(dir.path(), ""));
+    let (_, token) = p.token_gateway("::1").await;
 
     // Start a poll, send half of it, then SIGTERM the server.
-    let trust = std::fs::read(dir.path().join("state/pki/ca.crt")).unwrap();
-    let host_port = cups_uri.split_once("://").unwrap().1;
-    let host = host_port.rsplit_once(':').unwrap().0.to_string();
-    let tcp = tokio::net::TcpStream::connect(cups).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client_config(&trust, None, true).unwrap())
-        .connect(rustls::pki_types::ServerName::try_from(host).unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = p.cups_tls().await;
     let body = r#"{"router":"::1","cupsUri":null,"tcUri":null,"cupsCredCrc":0,"tcCredCrc":0,"station":"2.0.6(rpi/std) 2022-01-21 10:00:00","model":"rpi","package":"1.0.0","keys":[]}"#;
-    let req = build_request(host_port, Some(token.as_bytes()), body.as_bytes());
+    let req = build_request(p.host_port(), Some(token.as_bytes()), body.as_bytes());
     let (head, tail) = req.split_at(req.len() - 20);
     tls.write_all(head).await.unwrap();
     tls.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &p.child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     // The server logs the shutdown, then still finishes this request.
     loop {
-        let line = logs
+        let line = p
+            .logs
             .recv_timeout(Duration::from_secs(10))
             .expect("shutdown logged");
         if line.contains("shutting down") {
@@ -117,6 +76,8 @@ async fn sigterm_drains_an_in_flight_poll_and_exits_zero() {
     tls.read_to_end(&mut answer).await.ok();
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let cups = p.cups;
+    let mut child = p.child;
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()

@@ -65,3 +65,93 @@ pub fn addr_after(lines: &[String], label: &str) -> std::net::SocketAddr {
         .unwrap();
     word.trim_start_matches("http://").parse().unwrap()
 }
+
+/// A running server process and what its start-up output told.
+pub struct Proc {
+    pub child: Child,
+    pub cups: std::net::SocketAddr,
+    pub api: std::net::SocketAddr,
+    /// The cupsUri gateways are told (`https://<host>:<port>`).
+    pub cups_uri: String,
+    pub logs: mpsc::Receiver<String>,
+    pub state: std::path::PathBuf,
+}
+
+/// Starts `serve` with `config` (from `write_config`) and reads its addresses.
+pub fn launch(config: &std::path::Path) -> Proc {
+    let (child, lines, logs) = start(config);
+    let cups_uri = lines[1]
+        .split("told ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    Proc {
+        child,
+        cups: addr_after(&lines, "CUPS"),
+        api: addr_after(&lines, "operator API"),
+        cups_uri,
+        logs,
+        state: config.parent().unwrap().join("state"),
+    }
+}
+
+impl Proc {
+    pub fn api(&self) -> stationkeeper::cli::ApiClient {
+        stationkeeper::cli::ApiClient::new(
+            &format!("http://{}", self.api),
+            "serve-test-token".into(),
+            None,
+        )
+        .unwrap()
+    }
+
+    /// `host:port` of the cupsUri, as station writes it in `Host`.
+    pub fn host_port(&self) -> &str {
+        self.cups_uri.split_once("://").unwrap().1
+    }
+
+    /// Registers gateway `eui` (any EUI form) with a CUPS token; returns its Id
+    /// and the token header line.
+    pub async fn token_gateway(&self, eui: &str) -> (String, String) {
+        use hyper::Method;
+        use serde_json::json;
+        let c = self.api();
+        let id = c
+            .call(
+                Method::POST,
+                "/wireless-gateways",
+                Some(json!({"LoRaWAN": {"GatewayEui": eui, "RfRegion": "EU868"}})),
+            )
+            .await
+            .unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let issued = c
+            .call(
+                Method::POST,
+                &format!("/wireless-gateways/{id}/credentials"),
+                Some(json!({"Service": "CUPS", "Kind": "Token"})),
+            )
+            .await
+            .unwrap();
+        (
+            id,
+            issued["Files"]["cups.key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A TLS 1.2 connection to the CUPS port, trusting the server's dev CA.
+    pub async fn cups_tls(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let trust = std::fs::read(self.state.join("pki/ca.crt")).unwrap();
+        let host = self.host_port().rsplit_once(':').unwrap().0.to_string();
+        let tcp = tokio::net::TcpStream::connect(self.cups).await.unwrap();
+        tokio_rustls::TlsConnector::from(
+            super::station::net::client_config(&trust, None, true).unwrap(),
+        )
+        .connect(rustls::pki_types::ServerName::try_from(host).unwrap(), tcp)
+        .await
+        .unwrap()
+    }
+}
