@@ -83,8 +83,11 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // Store calls serialise on one SQLite connection, so more blocking threads
+    // than this only add context switches under load.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
     {
         Ok(rt) => rt,

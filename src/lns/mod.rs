@@ -100,7 +100,7 @@ impl Lns {
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         h.tx.send(Command::Downlink {
-            dl,
+            dl: Box::new(dl),
             accepted: accepted_tx,
             done: done_tx,
         })

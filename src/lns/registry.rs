@@ -15,7 +15,8 @@ use crate::eui::Eui;
 /// What the rest of the server asks a session to do.
 pub enum Command {
     Downlink {
-        dl: Downlink,
+        /// Boxed: every session's channel allocates all its slots up front.
+        dl: Box<Downlink>,
         /// The session's answer: the time to wait for `dntxed`, or why not.
         accepted: oneshot::Sender<Result<std::time::Duration, DownlinkError>>,
         done: oneshot::Sender<Outcome>,
