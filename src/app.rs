@@ -22,6 +22,8 @@ pub struct AppState {
     pub api_tokens: Vec<String>,
     /// The LNS face's sessions, downlink path and uplink queue.
     pub lns: crate::lns::Lns,
+    /// Last-contact times of settled gateways, written behind.
+    pub contacts: crate::cups::contacts::Contacts,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -25,6 +25,9 @@ use tower::ServiceExt;
 use crate::app::App;
 use crate::identity::PeerCert;
 
+/// How often last-contact times of settled gateways reach the database.
+const CONTACT_FLUSH_SECS: u64 = 5;
+
 /// Facts about the connection a request arrived on, put into each request's
 /// extensions for handlers.
 #[derive(Debug, Clone)]
@@ -128,6 +131,24 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
         "ready: all listeners bound"
     );
 
+    // Last-contact times of settled gateways are written behind, in batches.
+    let flusher = {
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(CONTACT_FLUSH_SECS));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                if let Err(e) = app.contacts.flush(&app.store).await {
+                    tracing::error!("writing last-contact times: {e}");
+                }
+            }
+        })
+    };
+
     shutdown.cancelled().await;
     tracing::info!("shutting down: draining in-flight requests");
     tracker.close();
@@ -137,6 +158,10 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
             "drain deadline of {} s passed with connections still open; closing them",
             drain.as_secs()
         );
+    }
+    let _ = flusher.await;
+    if let Err(e) = app.contacts.flush(&app.store).await {
+        tracing::error!("writing last-contact times at shutdown: {e}");
     }
     tracing::info!("stopped");
 }

@@ -110,6 +110,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
     let shutdown = CancellationToken::new();
     let app: App = Arc::new(AppState {
         lns: crate::lns::Lns::new(cfg.lns.clone()),
+        contacts: Default::default(),
         shutdown: shutdown.clone(),
         config: cfg,
         store,

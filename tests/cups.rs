@@ -462,3 +462,23 @@ async fn a_foreign_client_ca_binds_certificates_by_cn_and_tokens_still_work() {
     other.write_file("cups.key", &cert.key_sec1_pem);
     assert_eq!(other.poll(srv.cups()).await.status, Some(403));
 }
+
+#[tokio::test]
+async fn a_settled_gateways_last_contact_is_written_behind_and_survives_a_restart() {
+    let srv = TestServer::start().await;
+    let id = srv.create_gateway(EUI).await;
+    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
+    ok!(st.poll(srv.cups()).await);
+    ok!(st.poll(srv.cups()).await);
+    let stats = |s: serde_json::Value| s["LastCupsContact"]["At"].as_str().unwrap().to_string();
+    let path = format!("/wireless-gateways/{id}/gateway-statistics");
+    let before = stats(srv.get(&path).await);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Settled: nothing to do, so the contact is written behind, not per poll.
+    let o = ok!(st.poll(srv.cups()).await);
+    assert_eq!(o.body, vec![0u8; 14]);
+    // A clean shutdown flushes it.
+    let srv = srv.restart().await;
+    let after = stats(srv.get(&path).await);
+    assert!(after > before, "{after} > {before}");
+}

@@ -25,7 +25,8 @@ use crate::identity::{authenticate, token_evidence, CredKind, Evidence, Proof, S
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
-    CredState, Credential, CupsReport, DefinitionRow, Gateway, NewGateway, Origin, PollRecord,
+    Contact, CredState, Credential, CupsReport, DefinitionRow, Gateway, NewGateway, Origin,
+    PollRecord,
 };
 
 pub fn router(app: App) -> Router {
@@ -240,30 +241,52 @@ async fn handle(
     let auth = proof
         .as_ref()
         .map_or_else(|| "none (open registration)".to_string(), Proof::describe);
-    let attempt = app
-        .store
-        .record_poll(PollRecord {
-            gateway_id: gw.gw.id.clone(),
-            report: CupsReport {
-                at: now(),
-                peer: conn.remote.to_string(),
-                station: info.station.clone(),
-                model: info.model.clone(),
-                package: info.package.clone(),
-                keys: info.keys.clone(),
-                cups_uri: info.cups_uri.clone(),
-                tc_uri: info.tc_uri.clone(),
-                cups_cred_crc: info.cups_cred_crc,
-                tc_cred_crc: info.tc_cred_crc,
-                auth: auth.clone(),
+    let report = CupsReport {
+        at: now(),
+        peer: conn.remote.to_string(),
+        station: info.station.clone(),
+        model: info.model.clone(),
+        package: info.package.clone(),
+        keys: info.keys.clone(),
+        cups_uri: info.cups_uri.clone(),
+        tc_uri: info.tc_uri.clone(),
+        cups_cred_crc: info.cups_cred_crc,
+        tc_cred_crc: info.tc_cred_crc,
+        auth: auth.clone(),
+    };
+    let confirmed = news(&decision.confirmed, &ctx.credentials);
+    // A settled gateway's poll changes only its last-contact time: written behind.
+    let settled = confirmed.is_empty()
+        && backup.is_none()
+        && plan.changes.is_empty()
+        && gw
+            .last_report
+            .as_ref()
+            .is_some_and(|last| same_report(last, &report));
+    let attempt = if settled {
+        app.contacts.record(
+            gw.gw.id.clone(),
+            Contact {
+                at: report.at,
+                peer: report.peer,
+                auth: report.auth,
             },
-            confirmed: news(&decision.confirmed, &ctx.credentials),
-            backup,
-            tasks: plan.changes.clone(),
-            bytes_total: decision.head.content_length(),
-        })
-        .await
-        .map_err(|e| internal(&e))?;
+        );
+        None
+    } else {
+        app.contacts.forget(&gw.gw.id);
+        app.store
+            .record_poll(PollRecord {
+                gateway_id: gw.gw.id.clone(),
+                report,
+                confirmed,
+                backup,
+                tasks: plan.changes.clone(),
+                bytes_total: decision.head.content_length(),
+            })
+            .await
+            .map_err(|e| internal(&e))?
+    };
     for c in &plan.changes {
         if Some(c.to) != c.from {
             tracing::info!(
@@ -366,6 +389,29 @@ async fn open_update(app: &AppState, def: &DefinitionRow) -> std::io::Result<tok
         )));
     }
     Ok(file)
+}
+
+/// Whether two reports agree on everything but when, from where and how.
+fn same_report(a: &CupsReport, b: &CupsReport) -> bool {
+    (
+        &a.station,
+        &a.model,
+        &a.package,
+        &a.keys,
+        &a.cups_uri,
+        &a.tc_uri,
+        a.cups_cred_crc,
+        a.tc_cred_crc,
+    ) == (
+        &b.station,
+        &b.model,
+        &b.package,
+        &b.keys,
+        &b.cups_uri,
+        &b.tc_uri,
+        b.cups_cred_crc,
+        b.tc_cred_crc,
+    )
 }
 
 /// The confirmations that change something: a generation not yet confirmed, or

@@ -5,6 +5,7 @@
 //! authenticates, loads, decides, records and writes.
 
 pub mod answer;
+pub mod contacts;
 pub mod credentials;
 pub mod decide;
 pub mod handler;

@@ -61,6 +61,14 @@ pub struct CupsReport {
     pub auth: String,
 }
 
+/// When and how a gateway was last seen (see `cups::contacts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub at: String,
+    pub peer: String,
+    pub auth: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GatewayPatch {
     pub name: Option<String>,
@@ -267,6 +275,24 @@ impl Store {
             if c.execute("DELETE FROM gateways WHERE id = ?1", [id])? == 0 {
                 return Err(StoreError::NotFound);
             }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Updates last-contact times in one transaction; never moves one backwards.
+    pub async fn record_contacts(&self, batch: Vec<(String, Contact)>) -> Result<(), StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE cups_reports SET at = ?2, peer = ?3, auth = ?4 WHERE gateway_id = ?1 AND at < ?2",
+                )?;
+                for (id, k) in &batch {
+                    stmt.execute(params![id, k.at, k.peer, k.auth])?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
         .await

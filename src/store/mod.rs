@@ -12,7 +12,7 @@ mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{CredState, Credential, NewCredential, PollContext, PollRecord};
-pub use gateways::{CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
+pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
