@@ -11,6 +11,7 @@ pub mod eui; // EUI-64 / ID6 parsing and formatting
 pub mod filebody; // streaming a file as an HTTP body with an exact length
 pub mod firmware; // update signatures and the task state machine (pure)
 pub mod fsutil; // atomic, durable file writes
+pub mod fuota; // FUOTA: TS004 fragmentation codec and multicast crypto (pure)
 pub mod identity; // services, credential kinds, and who a peer is
 pub mod lns; // the LNS face: Basics Station websocket sessions, router_config, downlinks
 pub mod lorawan; // time on air and GPS time
