@@ -87,3 +87,26 @@ async fn sigterm_drains_an_in_flight_poll_and_exits_zero() {
     // New connections after shutdown are refused.
     assert!(tokio::net::TcpStream::connect(cups).await.is_err());
 }
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(write_config(dir.path(), ""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads the banner: the pipe is closed before the server writes it.
+    drop(child.stdout.take());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    assert!(lines.any(|l| l.contains("ready")), "server reached ready");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "server still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

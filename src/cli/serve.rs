@@ -15,6 +15,16 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// Prints a line of the start-up banner. A closed stdout (a supervisor that
+/// discards it, a pipe whose reader went away) must not bring the server down, so
+/// write errors are ignored rather than panicking as `println!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub async fn run(a: ServeArgs) -> super::CliResult {
     let cfg = Config::load(a.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     let running = crate::startup::spawn(cfg)
@@ -22,28 +32,29 @@ pub async fn run(a: ServeArgs) -> super::CliResult {
         .map_err(|e| e.to_string())?;
     let app = &running.app;
     let state = app.config.state_dir.display();
-    println!("stationkeeper is running");
-    println!(
+    say!("stationkeeper is running");
+    say!(
         "  CUPS          {} (gateways are told {})",
-        running.cups_addr, app.cups_uri
+        running.cups_addr,
+        app.cups_uri
     );
-    println!(
+    say!(
         "  operator API  {}://{}",
         if app.config.api.tls { "https" } else { "http" },
         running.api_addr
     );
     match &running.token_file {
-        Some(p) => println!("  API token     {}", p.display()),
-        None => println!("  API token     from [api] tokens in the config"),
+        Some(p) => say!("  API token     {}", p.display()),
+        None => say!("  API token     from [api] tokens in the config"),
     }
     let trust = match (&app.config.tls.trust, &app.config.tls.cert) {
         (Some(t), _) => t.display().to_string(),
         (None, Some(c)) => format!("last certificate of {}", c.display()),
         (None, None) => app.tls.dev_ca_path.display().to_string(),
     };
-    println!("  gateway trust {trust} (cups.trust / tc.trust for gateways)");
-    println!("  database      {state}/stationkeeper.db");
-    println!(
+    say!("  gateway trust {trust} (cups.trust / tc.trust for gateways)");
+    say!("  database      {state}/stationkeeper.db");
+    say!(
         "  next: stationkeeper gateways create --eui <EUI> --region EU868 --out gw-files{}  then copy gw-files/* to the gateway's station home",
         a.config.as_ref().map(|c| format!(" --config {}", c.display())).unwrap_or_default()
     );

@@ -45,12 +45,23 @@ pub fn start(config: &std::path::Path) -> (Child, Vec<String>, mpsc::Receiver<St
             break;
         }
     }
+    // Keep draining stdout for the process's whole life, so it never writes
+    // into a closed pipe; hand the banner over once its last line arrived.
     let stdout = child.stdout.take().unwrap();
-    let lines: Vec<String> = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .take(6)
-        .collect();
+    let (out_tx, out_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = out_rx.recv_timeout(Duration::from_secs(30)) {
+        let last = line.trim_start().starts_with("next:");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
     (child, lines, rx)
 }
 
