@@ -106,7 +106,11 @@ impl Lns {
         })
         .await
         .map_err(|_| DownlinkError::NotConnected)?;
-        let wait = accepted_rx.await.map_err(|_| DownlinkError::Gone)??;
+        // A session that ends before it took the frame is a gateway gone, too.
+        let Ok(accepted) = accepted_rx.await else {
+            return Ok(Outcome::GatewayGone);
+        };
+        let wait = accepted?;
         Ok(match tokio::time::timeout(wait, done_rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Outcome::GatewayGone,
