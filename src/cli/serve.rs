@@ -43,6 +43,16 @@ pub async fn run(a: ServeArgs) -> super::CliResult {
         if app.config.api.tls { "https" } else { "http" },
         running.api_addr
     );
+    match &app.tc_uri {
+        Some(uri) => say!(
+            "  LNS           {} (gateways are told {uri})",
+            running.lns_addr
+        ),
+        None => say!(
+            "  LNS           {} (set [lns] public_uri to have CUPS point gateways here)",
+            running.lns_addr
+        ),
+    }
     match &running.token_file {
         Some(p) => say!("  API token     {}", p.display()),
         None => say!("  API token     from [api] tokens in the config"),
