@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiJson};
+use super::{missing, ApiError, ApiJson};
 use crate::app::{new_id, now, App};
 use crate::blobstore::{parse_id, UploadError};
 use crate::firmware::signature;
@@ -27,13 +27,6 @@ pub fn routes() -> Router<App> {
 
 fn blob_json(b: &BlobRow) -> Value {
     json!({"Id": b.id, "Size": b.size, "CreatedAt": b.created_at})
-}
-
-fn not_found(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("blob {id}")),
-        other => other.into(),
-    }
 }
 
 async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoResponse, ApiError> {
@@ -85,7 +78,11 @@ async fn list(State(app): State<App>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let b = app.store.blob(id.clone()).await.map_err(not_found(&id))?;
+    let b = app
+        .store
+        .blob(id.clone())
+        .await
+        .map_err(missing(format!("blob {id}")))?;
     Ok(Json(blob_json(&b)))
 }
 
@@ -93,7 +90,7 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     app.store
         .delete_blob(id.clone())
         .await
-        .map_err(not_found(&id))?;
+        .map_err(missing(format!("blob {id}")))?;
     app.blobs.remove(&id).await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -167,9 +164,6 @@ async fn delete_key(
     app.store
         .delete_signing_key(id.clone())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found(format!("signing key {id}")),
-            other => other.into(),
-        })?;
+        .map_err(missing(format!("signing key {id}")))?;
     Ok(StatusCode::NO_CONTENT)
 }

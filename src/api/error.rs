@@ -62,6 +62,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Maps a store error, naming `what` when it is the thing that was not found:
+/// `.map_err(missing(format!("blob {id}")))`.
+pub fn missing(what: String) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(&what),
+        other => other.into(),
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {

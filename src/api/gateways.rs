@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{now, App};
 use crate::eui::Eui;
 use crate::store::{Gateway, GatewayPatch, NewGateway, Origin, StoreError};
@@ -173,10 +173,7 @@ pub(super) async fn find(app: &App, ident: &str, kind: Option<&str>) -> Result<G
             )))
         }
     };
-    result.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("wireless gateway {ident}")),
-        other => other.into(),
-    })
+    result.map_err(missing(format!("wireless gateway {ident}")))
 }
 
 async fn get_one(

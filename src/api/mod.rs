@@ -8,7 +8,7 @@ mod error;
 mod gateways;
 mod tasks;
 
-pub use error::ApiError;
+pub use error::{missing, ApiError};
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};

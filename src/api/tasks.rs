@@ -14,12 +14,12 @@ use serde_json::{json, Value};
 
 use super::blobs::existing_blob;
 use super::gateways::find;
-use super::{ApiError, ApiJson};
+use super::{missing, ApiError, ApiJson};
 use crate::app::{new_id, now, App};
 use crate::cups::answer::MAX_UPDATE_LEN;
 use crate::firmware::signature::{self, RawKey};
 use crate::firmware::task::{Status, Version};
-use crate::store::{DefinitionRow, StoreError};
+use crate::store::DefinitionRow;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -85,13 +85,6 @@ impl From<VersionIn> for Version {
 
 fn version_json(v: &Version) -> Value {
     json!({"PackageVersion": v.package, "Model": v.model, "Station": v.station})
-}
-
-fn not_found(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("task definition {id}")),
-        other => other.into(),
-    }
 }
 
 async fn create(
@@ -180,7 +173,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         .store
         .definition(id.clone())
         .await
-        .map_err(not_found(&id))?;
+        .map_err(missing(format!("task definition {id}")))?;
     let counts = app.store.task_counts(id).await?;
     let mut tc = serde_json::Map::new();
     for s in Status::ALL {
@@ -215,7 +208,7 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     app.store
         .delete_definition(id.clone())
         .await
-        .map_err(not_found(&id))?;
+        .map_err(missing(format!("task definition {id}")))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -235,7 +228,7 @@ async fn assign(
     app.store
         .definition(def_id.clone())
         .await
-        .map_err(not_found(&def_id))?;
+        .map_err(missing(format!("task definition {def_id}")))?;
     app.store
         .create_task(g.gw.id.clone(), def_id.clone(), now())
         .await?;
