@@ -196,6 +196,14 @@ async fn us915_sub_band_2_matches_the_spec_and_filters_go_into_router_config() {
     assert_eq!(rc.raw["NetID"], json!([19]));
 }
 
+/// What the simulated station did with downlink `diid`.
+fn sent_by(s: &common::lns_station::Session, diid: i64) -> common::lns_station::downlink::Downlink {
+    s.downlinks()
+        .into_iter()
+        .find(|x| x.diid == diid)
+        .expect("station scheduled it")
+}
+
 /// Waits until the server has anchored the gateway's time (getxtime answered).
 async fn wait_anchor(s: &mut common::lns_station::Session) {
     s.next_matching(T, |m| matches!(m, ServerMessage::Getxtime { .. }))
@@ -246,11 +254,7 @@ async fn class_a_and_class_c_downlinks_are_confirmed_by_dntxed() {
     let Outcome::Transmitted(d) = lns.send(Eui(EUI), a).await.unwrap() else {
         panic!("class A not confirmed")
     };
-    let sent = s
-        .downlinks()
-        .into_iter()
-        .find(|x| x.diid == d.diid)
-        .unwrap();
+    let sent = sent_by(&s, d.diid);
     assert_eq!(
         sent.tx_xtime,
         up.xtime + 1_000_000,
@@ -271,11 +275,7 @@ async fn class_a_and_class_c_downlinks_are_confirmed_by_dntxed() {
     let Outcome::Transmitted(d) = lns.send(Eui(EUI), c).await.unwrap() else {
         panic!("class C not confirmed")
     };
-    let sent = s
-        .downlinks()
-        .into_iter()
-        .find(|x| x.diid == d.diid)
-        .unwrap();
+    let sent = sent_by(&s, d.diid);
     assert_eq!((sent.dc, sent.freq, sent.dr), (2, 869_525_000, 0));
 }
 
@@ -310,11 +310,7 @@ async fn class_c_at_a_gps_time_and_class_b_use_the_time_anchor() {
     let Outcome::Transmitted(d) = lns.send(Eui(EUI), c).await.unwrap() else {
         panic!("not confirmed")
     };
-    let sent = s
-        .downlinks()
-        .into_iter()
-        .find(|x| x.diid == d.diid)
-        .unwrap();
+    let sent = sent_by(&s, d.diid);
     let gps_of_tx = mg + (sent.tx_xtime - mx);
     assert!(
         (gps_of_tx - target).abs() < 50_000,
