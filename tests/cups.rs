@@ -188,10 +188,7 @@ async fn another_gateways_certificate_or_token_gets_nothing() {
 #[tokio::test]
 async fn cups_config_redirects_the_gateway() {
     let srv = TestServer::start().await;
-    let id = srv.create_gateway(EUI).await;
-    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
-    ok!(st.poll(srv.cups()).await);
-    ok!(st.poll(srv.cups()).await);
+    let (id, mut st) = srv.settled_station(EUI, "Token").await;
     srv.call(
         Method::PUT,
         &format!("/wireless-gateways/{id}/cups-config"),
@@ -299,10 +296,7 @@ async fn rotation_overlaps_then_retires_and_backup_still_gets_in() {
 #[tokio::test]
 async fn lns_rotation_is_delivered_and_confirmed() {
     let srv = TestServer::start().await;
-    let id = srv.create_gateway(EUI).await;
-    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
-    ok!(st.poll(srv.cups()).await);
-    ok!(st.poll(srv.cups()).await);
+    let (id, mut st) = srv.settled_station(EUI, "Token").await;
     let before = st.read_file("tc.key").unwrap();
     let lns = srv.issue(&id, "LNS", "ClientCertificate").await;
     assert!(lns["Files"]["tc.crt"]
@@ -324,10 +318,7 @@ async fn lns_rotation_is_delivered_and_confirmed() {
 #[tokio::test]
 async fn restart_keeps_gateways_credentials_and_confirmations() {
     let srv = TestServer::start().await;
-    let id = srv.create_gateway(EUI).await;
-    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "ClientCertificate").await);
-    ok!(st.poll(srv.cups()).await);
-    ok!(st.poll(srv.cups()).await);
+    let (id, mut st) = srv.settled_station(EUI, "ClientCertificate").await;
     let srv = srv.restart().await;
     let o = ok!(st.poll(srv.cups()).await);
     assert_eq!(
@@ -466,10 +457,7 @@ async fn a_foreign_client_ca_binds_certificates_by_cn_and_tokens_still_work() {
 #[tokio::test]
 async fn a_settled_gateways_last_contact_is_written_behind_and_survives_a_restart() {
     let srv = TestServer::start().await;
-    let id = srv.create_gateway(EUI).await;
-    let mut st = srv.station(EUI, &srv.issue(&id, "CUPS", "Token").await);
-    ok!(st.poll(srv.cups()).await);
-    ok!(st.poll(srv.cups()).await);
+    let (id, mut st) = srv.settled_station(EUI, "Token").await;
     let stats = |s: serde_json::Value| s["LastCupsContact"]["At"].as_str().unwrap().to_string();
     let path = format!("/wireless-gateways/{id}/gateway-statistics");
     let before = stats(srv.get(&path).await);

@@ -130,6 +130,18 @@ impl TestServer {
         .unwrap()
     }
 
+    /// A registered gateway whose station holds credentials of `kind` and has
+    /// polled until it has nothing more to receive.
+    pub async fn settled_station(&self, eui: u64, kind: &str) -> (String, Station) {
+        let id = self.create_gateway(eui).await;
+        let mut st = self.station(eui, &self.issue(&id, "CUPS", kind).await);
+        for _ in 0..2 {
+            let o = st.poll(self.cups()).await;
+            assert!(o.is_success(), "poll failed: {:?}", o.error);
+        }
+        (id, st)
+    }
+
     /// A station whose home holds exactly the files of a credential answer.
     pub fn station(&self, eui: u64, issued: &Value) -> Station {
         let home = self
