@@ -24,6 +24,8 @@ pub struct AppState {
     pub lns: crate::lns::Lns,
     /// Last-contact times of settled gateways, written behind.
     pub contacts: crate::cups::contacts::Contacts,
+    /// Running FUOTA jobs (the scheduler's side of the stored tasks).
+    pub fuota: crate::fuota::runner::Fuota,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -47,6 +49,21 @@ pub fn format_time(t: time::OffsetDateTime) -> String {
         t.minute(),
         t.second(),
         t.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 time (any offset) into Unix microseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-03-12T09:56:12.047Z: {e}"))?;
+    Ok((t.unix_timestamp_nanos() / 1000) as i64)
+}
+
+/// Unix microseconds in the API's timestamp format.
+pub fn format_unix_us(us: i64) -> String {
+    format_time(
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
     )
 }
 

@@ -19,7 +19,23 @@ pub struct Config {
     pub api: ApiConfig,
     pub gateways: GatewaysConfig,
     pub firmware: FirmwareConfig,
+    pub fuota: FuotaConfig,
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FuotaConfig {
+    /// Largest end-device image a FUOTA task takes (AWS's limit is 1 MiB).
+    pub max_image_bytes: u64,
+}
+
+impl Default for FuotaConfig {
+    fn default() -> FuotaConfig {
+        FuotaConfig {
+            max_image_bytes: 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,6 +141,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             gateways: GatewaysConfig::default(),
             firmware: FirmwareConfig::default(),
+            fuota: FuotaConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -201,7 +218,7 @@ pub enum ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "cups", "lns", "tls", "api", "gateways", "firmware", "limits",
+    "cups", "lns", "tls", "api", "gateways", "firmware", "fuota", "limits",
 ];
 
 impl Config {

@@ -123,6 +123,8 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
         shutdown.clone(),
         tracker.clone(),
     ));
+    // Stored FUOTA tasks are resumed; new ones are picked up as they start.
+    tracker.spawn(crate::fuota::runner::supervise(app.clone()));
     tracing::info!(
         cups = ?cups_addr,
         api = ?api_addr,

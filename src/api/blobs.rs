@@ -102,15 +102,16 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
 }
 
 /// Checks an `UpdateDataSource` and returns the blob it names.
-pub(super) async fn existing_blob(app: &App, id: &str) -> Result<BlobRow, ApiError> {
+/// The blob `field` names, or a 400 saying how to upload one.
+pub(super) async fn existing_blob(app: &App, field: &str, id: &str) -> Result<BlobRow, ApiError> {
     if parse_id(id).is_none() {
         return Err(ApiError::validation(format!(
-            "UpdateDataSource {id:?} is not a blob Id; upload the file with `stationkeeper blobs upload FILE` (POST /blobs) and use the \"sha256:...\" Id it returns"
+            "{field} {id:?} is not a blob Id; upload the file with `stationkeeper blobs upload FILE` (POST /blobs) and use the \"sha256:...\" Id it returns"
         )));
     }
     app.store.blob(id.to_string()).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::validation(format!(
-            "UpdateDataSource {id} names no uploaded blob; upload the file first (POST /blobs)"
+            "{field} {id} names no uploaded blob; upload the file first (POST /blobs)"
         )),
         other => other.into(),
     })

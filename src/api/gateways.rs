@@ -190,13 +190,10 @@ async fn list(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit()?;
-    let mut rows = app.store.list_gateways(page.next_token, limit + 1).await?;
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        rows.last().map(|g| g.gw.id.clone())
-    });
+    let rows = app.store.list_gateways(page.next_token, limit + 1).await?;
+    let (rows, next) = Page::split(limit, rows, |g| g.gw.id.clone());
     let mut out = json!({"WirelessGatewayList": rows.iter().map(gateway_json).collect::<Vec<_>>()});
-    if let Some(Some(t)) = next {
+    if let Some(t) = next {
         out["NextToken"] = json!(t);
     }
     Ok(Json(out))

@@ -5,7 +5,9 @@
 mod blobs;
 mod credentials;
 mod error;
+mod fuota;
 mod gateways;
+mod multicast;
 mod tasks;
 
 pub use error::{missing, ApiError};
@@ -29,6 +31,8 @@ pub fn router(app: App) -> Router {
         .merge(credentials::routes())
         .merge(blobs::routes())
         .merge(tasks::routes())
+        .merge(multicast::routes())
+        .merge(fuota::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -126,5 +130,18 @@ impl Page {
                 "maxResults {n} is out of range 1..=250"
             ))),
         }
+    }
+
+    /// Rows of a store query asked for `limit + 1` rows: the page, and the
+    /// `NextToken` (the last row's id) when more remain.
+    pub fn split<T>(
+        limit: usize,
+        mut rows: Vec<T>,
+        id: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(id) } else { None };
+        (rows, next)
     }
 }

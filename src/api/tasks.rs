@@ -92,7 +92,7 @@ async fn create(
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let l = b.update.lorawan;
-    let blob = existing_blob(&app, &b.update.update_data_source).await?;
+    let blob = existing_blob(&app, "UpdateDataSource", &b.update.update_data_source).await?;
     if blob.size > MAX_UPDATE_LEN {
         return Err(ApiError::validation(format!(
             "the update is {} bytes; station reads at most {MAX_UPDATE_LEN}",

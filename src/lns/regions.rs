@@ -129,6 +129,12 @@ pub fn rx2(region: &str) -> Option<(u8, u32)> {
     Region::parse(region).ok().map(Region::rx2)
 }
 
+/// The frequencies a gateway of the region may use, inclusive (router_config's
+/// `freq_range`). `None` for an unknown region.
+pub fn freq_range(region: &str) -> Option<[u32; 2]> {
+    Region::parse(region).ok().map(Region::freq_range)
+}
+
 /// Modulation of a DR in a region: (spreading factor (0 = FSK), bandwidth kHz),
 /// None if undefined — from the same DR table router_config sends. FSK is (0, 0),
 /// as in that table.

@@ -36,6 +36,10 @@ pub struct LiveStats {
     pub downlinks_confirmed: u64,
     /// Why downlinks cannot work with this gateway's region, if they cannot.
     pub region_warning: Option<String>,
+    /// Station has GPS time of its own (it asks for timesync: a PPS gateway).
+    pub gps: bool,
+    /// The server can place frames on this gateway's clock (getxtime answered).
+    pub anchored: bool,
 }
 
 #[derive(Clone)]

@@ -310,6 +310,7 @@ impl Session {
                     .map_err(|e| e.to_string())?;
                 self.configured = warning.is_none();
                 self.anchor = None;
+                self.with_stats(|s| s.anchored = false);
                 // Downlinks queued before this router_config belong to a dead radio session.
                 for (_, done) in self.pending.drain() {
                     let _ = done.send(Outcome::GatewayGone);
@@ -349,6 +350,7 @@ impl Session {
             }
             Incoming::Timesync { txtime } => {
                 self.pps = true;
+                self.with_stats(|s| s.gps = true);
                 let now_us = unix_now_us();
                 let reply =
                     msg::timesync_reply(txtime, gps_from_unix_us(now_us), now_us as f64 / 1e6);
@@ -374,6 +376,7 @@ impl Session {
                     unix_us: sent_unix + rtt / 2,
                 };
                 self.anchor = Some(anchor);
+                self.with_stats(|s| s.anchored = true);
                 if !self.pps {
                     // No PPS: tell station which GPS time this xtime is, so class B
                     // and GPS-timed frames work (lns-protocol.md §6.2 server push).

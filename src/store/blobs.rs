@@ -88,6 +88,18 @@ impl Store {
                     "blob {id} is the update of task definition {def}; delete that definition first"
                 )));
             }
+            let fuota: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM fuota_tasks WHERE blob_id = ?1 LIMIT 1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(task) = fuota {
+                return Err(StoreError::Conflict(format!(
+                    "blob {id} is the image of FUOTA task {task}; delete that task first"
+                )));
+            }
             if tx.execute("DELETE FROM blobs WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound);
             }

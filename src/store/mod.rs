@@ -6,12 +6,14 @@
 
 mod blobs;
 mod credentials;
+mod fuota;
 mod gateways;
 mod lns;
 mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{CredState, Credential, NewCredential, PollContext, PollRecord};
+pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
@@ -27,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_firmware.sql"),
     include_str!("migrations/0003_lns.sql"),
+    include_str!("migrations/0004_fuota.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request names something that cannot be used (the message says why).
+    #[error("{0}")]
+    Invalid(String),
     #[error("database error: {0}")]
     Db(String),
     #[error("database file is from a newer stationkeeper (schema {found}, this build knows {known}); upgrade stationkeeper")]

@@ -1,0 +1,534 @@
+//! Runs FUOTA tasks: the one part of `fuota` with I/O. A supervisor picks up every
+//! stored task in `FuotaSession_Waiting` or `In_FuotaSession` (so a restart
+//! resumes them) and runs one job per task. A job builds the task's frames once
+//! (fragment N is an encrypted multicast frame with counter `fcnt_base + N − 1`),
+//! waits for the start time, then sends round after round as `schedule` plans
+//! them, through `Lns::send`. Each round's claims are stored before its frames
+//! are handed to the gateways, so no counter is sent twice, even after a kill -9;
+//! outcomes (`dntxed` or not) are stored as they come. Deleting a task cancels
+//! its job at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{data_fragment_payload, fragment, IndexAndN, FPORT};
+use super::group::{self, DlClass, Session, SessionRequest};
+use super::job::Status;
+use super::keys::{multicast_data_frame, McSessionKeys};
+use super::plan::{self, Plan};
+use super::schedule::{self, Clock, How, Pace};
+use crate::app::{now, parse_time, App};
+use crate::eui::Eui;
+use crate::lns::downlink::{Downlink, Outcome, Timing};
+use crate::lorawan::gps::{gps_from_unix_us, unix_from_gps_us, unix_now_us};
+use crate::store::{FuotaTaskRow, GroupRow, RoundRecord};
+
+/// Frames are handed to the gateways this long before they go on air.
+const LEAD_US: i64 = 1_000_000;
+/// An "as soon as possible" frame is handed over this long before its slot
+/// (station aims 20 ms ahead), and the gateway's next one waits this much longer.
+const ASAP_LEAD_US: i64 = 20_000;
+const ASAP_MARGIN_US: i64 = 50_000;
+/// The supervisor looks for new tasks at least this often.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(5);
+
+/// Everything fixed about a task once its group and image are known.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub plan: Plan,
+    pub session: Session,
+    pub class: DlClass,
+    pub pace: Pace,
+}
+
+/// The session stored on a group, as devices were told it.
+pub fn group_session(g: &GroupRow) -> Result<Option<(DlClass, Session)>, String> {
+    let class = DlClass::parse(&g.dl_class)?;
+    let Some(s) = &g.session else {
+        return Ok(None);
+    };
+    let session = group::derive(
+        class,
+        &SessionRequest {
+            dl_dr: s.dl_dr,
+            dl_freq: s.dl_freq,
+            start_us: parse_time(&s.start)?,
+            timeout_s: s.timeout_s,
+            ping_slot_period: s.ping_slot_period,
+        },
+    )?;
+    Ok(Some((class, session)))
+}
+
+/// The plan and pace of `task` sent through `group` with an image of `image_len`.
+pub fn setup(task: &FuotaTaskRow, group: &GroupRow, image_len: usize) -> Result<Setup, String> {
+    let (class, session) = group_session(group)?.ok_or_else(|| {
+        format!(
+            "multicast group {} has no session yet; PUT /multicast-groups/{}/session with DlDr, DlFreq, SessionStartTime and SessionTimeout",
+            group.id, group.id
+        )
+    })?;
+    // FragmentSizeBytes 0 means "the largest the DR carries" (ChirpStack's auto).
+    let frag_size = match task.frag_size {
+        0 => plan::payload_limit(&task.rf_region, session.dl_dr).map_or(0, |l| l - 3),
+        n => n as usize,
+    };
+    let plan = plan::plan(&plan::Request {
+        image_len,
+        frag_size,
+        redundancy_percent: task.redundancy_percent,
+        region: task.rf_region.clone(),
+        dr: session.dl_dr,
+        freq: session.dl_freq,
+        interval: Duration::from_millis(u64::from(task.interval_ms)),
+    })
+    .map_err(|e| e.to_string())?;
+    let clock = match session.periodicity {
+        Some(periodicity) => Clock::ClassB {
+            mc_addr: group.mc_addr,
+            periodicity,
+        },
+        None => Clock::ClassC,
+    };
+    let pace = Pace {
+        spacing_us: plan.frame_spacing.as_micros() as i64,
+        airtime_us: plan.time_on_air.as_micros() as i64,
+        clock,
+        total: plan.frags.total(),
+    };
+    Ok(Setup {
+        plan,
+        session,
+        class,
+        pace,
+    })
+}
+
+/// When a task started at `start_us` with `slots` slots per round ends (Unix µs).
+pub fn estimated_finish(setup: &Setup, start_us: i64, remaining: u16, slots: usize) -> i64 {
+    let rounds = i64::from(remaining.max(1));
+    start_us + (rounds - 1) * schedule::round_len_us(&setup.pace, slots) + setup.pace.airtime_us
+}
+
+/// What the API shows of a running job beyond the stored progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    /// Unix µs the last fragment is expected to end.
+    pub eta_us: i64,
+    /// Slots per round at the last round (1 = all gateways at one common time).
+    pub slots: usize,
+}
+
+/// The supervisor's handle, kept in `AppState`.
+#[derive(Default)]
+pub struct Fuota {
+    jobs: Mutex<HashMap<String, (CancellationToken, Option<Live>)>>,
+    wake: Notify,
+}
+
+impl Fuota {
+    /// Look at the stored tasks now (after a start or a delete).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops a task's sending at once; the supervisor finishes the deletion.
+    pub fn stop(&self, task_id: &str) {
+        if let Some((token, _)) = self.lock().get(task_id) {
+            token.cancel();
+        }
+        self.wake();
+    }
+
+    pub fn live(&self, task_id: &str) -> Option<Live> {
+        self.lock().get(task_id).and_then(|(_, l)| *l)
+    }
+
+    fn set_live(&self, task_id: &str, live: Live) {
+        if let Some(e) = self.lock().get_mut(task_id) {
+            e.1 = Some(live);
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, Option<Live>)>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs the supervisor until shutdown.
+pub async fn supervise(app: App) {
+    loop {
+        match app.store.active_fuota_tasks().await {
+            Ok(tasks) => {
+                for t in tasks {
+                    if app.fuota.lock().contains_key(&t.id) {
+                        continue;
+                    }
+                    if t.status == Status::DeleteWaiting {
+                        finish_delete(&app, &t.id).await;
+                        continue;
+                    }
+                    let token = app.shutdown.child_token();
+                    app.fuota.lock().insert(t.id.clone(), (token.clone(), None));
+                    let app2 = app.clone();
+                    tokio::spawn(async move {
+                        let id = t.id.clone();
+                        if let Err(e) = run(&app2, t, &token).await {
+                            tracing::error!(task = %id, "FUOTA task stopped: {e}");
+                        }
+                        app2.fuota.lock().remove(&id);
+                        if token.is_cancelled() && !app2.shutdown.is_cancelled() {
+                            finish_delete(&app2, &id).await;
+                        }
+                    });
+                }
+            }
+            Err(e) => tracing::error!("FUOTA supervisor cannot read tasks: {e}"),
+        }
+        tokio::select! {
+            _ = app.fuota.wake.notified() => {}
+            _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
+            _ = app.shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn finish_delete(app: &App, id: &str) {
+    if let Ok(t) = app.store.fuota_task(id.to_string()).await {
+        if t.status == Status::DeleteWaiting {
+            match app.store.remove_fuota_task(id.to_string()).await {
+                Ok(()) => tracing::info!(task = %id, "FUOTA task deleted"),
+                Err(e) => tracing::error!(task = %id, "deleting FUOTA task: {e}"),
+            }
+        }
+    }
+}
+
+/// One gateway of a running job.
+struct Carrier {
+    id: String,
+    eui: Eui,
+    state: schedule::Gateway,
+}
+
+/// Sleeps until Unix µs `t`, or returns false if cancelled first.
+async fn sleep_until_us(t: i64, cancel: &CancellationToken) -> bool {
+    let d = Duration::from_micros((t - unix_now_us()).max(0) as u64);
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
+fn finished(app: &App, id: &str, reason: Option<String>) -> impl std::future::Future<Output = ()> {
+    let (app, id) = (app.clone(), id.to_string());
+    async move {
+        let at = Some(now());
+        for from in [Status::InSession, Status::SessionWaiting] {
+            match app
+                .store
+                .set_fuota_status(id.clone(), from, Status::Done, reason.clone(), at.clone())
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(task = %id, from = %from, to = "FuotaDone", reason = reason.as_deref().unwrap_or(""), "FUOTA task transition");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(task = %id, "recording FuotaDone: {e}"),
+            }
+        }
+    }
+}
+
+/// Runs one task to its end, or until `cancel` fires.
+async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Result<(), String> {
+    let id = task.id.clone();
+    let group_id = task
+        .group_id
+        .clone()
+        .ok_or("the task has no multicast group")?;
+    let group = app.store.group(group_id).await.map_err(|e| e.to_string())?;
+    let path = app
+        .blobs
+        .path(&task.blob_id)
+        .ok_or_else(|| format!("bad blob id {}", task.blob_id))?;
+    let image = tokio::fs::read(&path)
+        .await
+        .map_err(|e| format!("reading the image {}: {e}", path.display()))?;
+    let setup = match setup(&task, &group, image.len()) {
+        Ok(s) => s,
+        Err(e) => {
+            finished(app, &id, Some(format!("cannot run: {e}"))).await;
+            return Ok(());
+        }
+    };
+    let (Some(fcnt_base), Some(start)) = (task.fcnt_base, task.start_time.as_deref()) else {
+        return Err("a started task without counters or start time".into());
+    };
+    let start_us = parse_time(start)?;
+    let unresolved = app
+        .store
+        .close_unresolved_fuota_sends(id.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    if unresolved > 0 {
+        tracing::warn!(task = %id, frames = unresolved, "frames handed over before the restart had no outcome; counted as failed, not sent again");
+    }
+    let keys = McSessionKeys {
+        mc_app_s_key: group.mc_app_s_key,
+        mc_nwk_s_key: group.mc_nwk_s_key,
+    };
+    let frames = Arc::new(build_frames(&setup, &keys, group.mc_addr, fcnt_base, image).await?);
+    let pseudo_eui = 0x4d43_0000_0000_0000 | u64::from(group.mc_addr);
+
+    let progress = app
+        .store
+        .fuota_progress(id.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    // After a restart the gateways' last frames may be a spacing ago at most.
+    let resumed = task.status == Status::InSession;
+    let not_before = if resumed {
+        unix_now_us() + setup.pace.spacing_us
+    } else {
+        0
+    };
+    let mut carriers: Vec<Carrier> = progress
+        .iter()
+        .map(|p| Carrier {
+            id: p.gateway_id.clone(),
+            eui: p.eui,
+            state: schedule::Gateway {
+                next_n: p.next_n,
+                connected: false,
+                gps: false,
+                anchored: false,
+                not_before_us: not_before,
+            },
+        })
+        .collect();
+    if !sleep_until_us(start_us - LEAD_US, cancel).await {
+        return Ok(());
+    }
+    if task.status == Status::SessionWaiting {
+        app.store
+            .set_fuota_status(
+                id.clone(),
+                Status::SessionWaiting,
+                Status::InSession,
+                None,
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(task = %id, from = "FuotaSession_Waiting", to = "In_FuotaSession", frames = setup.pace.total, "FUOTA task transition");
+    }
+
+    let class_b = matches!(setup.pace.clock, Clock::ClassB { .. });
+    let to_clock = |unix: i64| {
+        if class_b {
+            gps_from_unix_us(unix)
+        } else {
+            unix
+        }
+    };
+    let to_unix = |t: i64| if class_b { unix_from_gps_us(t) } else { t };
+    let session_end = setup.session.end_us();
+    let mut pending: JoinSet<(String, bool)> = JoinSet::new();
+    let mut outcomes = Vec::new();
+    let mut next_at = start_us.max(unix_now_us() + LEAD_US);
+    let reason = loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let t0 = next_at.max(unix_now_us() + LEAD_US);
+        if carriers.iter().all(|c| c.state.next_n > setup.pace.total) {
+            break None;
+        }
+        if t0 + setup.pace.airtime_us > session_end {
+            let behind: Vec<String> = carriers
+                .iter()
+                .filter(|c| c.state.next_n <= setup.pace.total)
+                .map(|c| format!("{} at fragment {}", c.eui, c.state.next_n))
+                .collect();
+            break Some(format!(
+                "the multicast session window ended before every gateway sent every fragment: {}",
+                behind.join(", ")
+            ));
+        }
+        for c in carriers.iter_mut() {
+            let conn = app.lns.connection(c.eui);
+            c.state.connected = conn.is_some();
+            c.state.anchored = conn.as_ref().is_some_and(|x| x.stats.anchored);
+            c.state.gps = c.state.anchored && conn.as_ref().is_some_and(|x| x.stats.gps);
+        }
+        let states: Vec<schedule::Gateway> = carriers.iter().map(|c| c.state).collect();
+        let round = schedule::round(&setup.pace, to_clock(t0), &states);
+        while let Some(done) = pending.try_join_next() {
+            if let Ok(o) = done {
+                outcomes.push(o);
+            }
+        }
+        let mut record = RoundRecord {
+            claims: Vec::new(),
+            outcomes: std::mem::take(&mut outcomes),
+        };
+        let at_text = now();
+        for s in &round.sends {
+            record
+                .claims
+                .push((carriers[s.gateway].id.clone(), s.n, at_text.clone()));
+        }
+        if !record.claims.is_empty() || !record.outcomes.is_empty() {
+            // Write-ahead: a claim is durable before its frame leaves.
+            app.store
+                .record_fuota_round(id.clone(), record)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let slots = {
+            let mut times: Vec<i64> = round.sends.iter().map(|s| s.at_us).collect();
+            times.dedup();
+            times.len()
+        };
+        for s in &round.sends {
+            let c = &mut carriers[s.gateway];
+            let at_unix = to_unix(s.at_us);
+            c.state.next_n = s.n + 1;
+            c.state.not_before_us = s.at_us
+                + setup.pace.spacing_us
+                + if s.how == How::Asap {
+                    ASAP_MARGIN_US
+                } else {
+                    0
+                };
+            let (dr, freq) = (setup.session.dl_dr, setup.session.dl_freq);
+            let timing = match s.how {
+                How::Exact => Timing::ClassCAtGps {
+                    gps_us: gps_from_unix_us(at_unix),
+                    dr,
+                    freq,
+                },
+                How::Asap => Timing::ClassCNow { dr, freq },
+                How::PingSlot => Timing::ClassB {
+                    gps_us: s.at_us,
+                    dr,
+                    freq,
+                },
+            };
+            let dl = Downlink {
+                dev_eui: pseudo_eui,
+                pdu: frames[usize::from(s.n) - 1].clone(),
+                timing,
+                priority: 0,
+            };
+            let (app2, eui, gw, how, cancel2) =
+                (app.clone(), c.eui, c.id.clone(), s.how, cancel.clone());
+            pending.spawn(async move {
+                if how == How::Asap && !sleep_until_us(at_unix - ASAP_LEAD_US, &cancel2).await {
+                    return (gw, false);
+                }
+                let ok = matches!(app2.lns.send(eui, dl).await, Ok(Outcome::Transmitted(_)));
+                (gw, ok)
+            });
+        }
+        next_at = if round.sends.is_empty() {
+            // Nobody can send now (all disconnected, or waiting out their spacing).
+            unix_now_us() + 1_000_000
+        } else {
+            to_unix(round.next_at_us)
+        };
+        let remaining = carriers
+            .iter()
+            .map(|c| (setup.pace.total + 1).saturating_sub(c.state.next_n))
+            .max()
+            .unwrap_or(0);
+        app.fuota.set_live(
+            &id,
+            Live {
+                eta_us: estimated_finish(&setup, next_at, remaining, slots.max(1)),
+                slots: slots.max(1),
+            },
+        );
+        // Wait for the next round, recording outcomes as they arrive.
+        let wake_at = next_at - LEAD_US;
+        loop {
+            let d = Duration::from_micros((wake_at - unix_now_us()).max(0) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(d) => break,
+                _ = cancel.cancelled() => return Ok(()),
+                Some(done) = pending.join_next(), if !pending.is_empty() => {
+                    if let Ok(o) = done { outcomes.push(o); }
+                }
+            }
+        }
+    };
+    // Let the last frames' outcomes arrive (each has its own deadline).
+    loop {
+        tokio::select! {
+            done = pending.join_next() => match done {
+                Some(Ok(o)) => outcomes.push(o),
+                Some(Err(_)) => {}
+                None => break,
+            },
+            _ = cancel.cancelled() => return Ok(()),
+        }
+    }
+    if !outcomes.is_empty() {
+        app.store
+            .record_fuota_round(
+                id.clone(),
+                RoundRecord {
+                    claims: Vec::new(),
+                    outcomes,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    finished(app, &id, reason).await;
+    Ok(())
+}
+
+/// Every frame of the session, in fragment order, built once and shared by all
+/// gateways (each gateway sends the identical frame for fragment N).
+async fn build_frames(
+    setup: &Setup,
+    keys: &McSessionKeys,
+    mc_addr: u32,
+    fcnt_base: u32,
+    image: Vec<u8>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let frag_size = usize::from(setup.plan.frags.frag_size);
+    let redundancy = usize::from(setup.plan.frags.redundancy);
+    let keys = *keys;
+    tokio::task::spawn_blocking(move || {
+        let frags = fragment(&image, frag_size, redundancy);
+        frags
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let n = (i + 1) as u16;
+                let payload =
+                    data_fragment_payload(IndexAndN::new(0, n).map_err(|e| e.to_string())?, f);
+                Ok(multicast_data_frame(
+                    &keys,
+                    mc_addr,
+                    fcnt_base.wrapping_add(u32::from(n) - 1),
+                    FPORT,
+                    &payload,
+                ))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| format!("building frames: {e}"))?
+}
