@@ -18,28 +18,8 @@ use stationkeeper::lns::msg::Frame;
 const EUI: u64 = 0xb827_ebff_fe61_51a8;
 const T: Duration = Duration::from_secs(10);
 
-/// A gateway with LNS token credentials, and a station holding its tc.* files.
 async fn gateway(srv: &TestServer, eui: u64, region: Value) -> (String, LnsStation) {
-    let mut lorawan = region;
-    lorawan["GatewayEui"] = json!(format!("{eui:016x}"));
-    let id = srv
-        .call(
-            Method::POST,
-            "/wireless-gateways",
-            Some(json!({"LoRaWAN": lorawan})),
-        )
-        .await
-        .unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let files = srv.issue(&id, "LNS", "Token").await["Files"].clone();
-    let mut st = LnsStation::new(eui);
-    st.trust = Some(files["tc.trust"].as_str().unwrap().as_bytes().to_vec());
-    st.auth = Auth::Token(files["tc.key"].as_str().unwrap().as_bytes().to_vec());
-    st.resolve = Some(srv.running.lns_addr);
-    assert_eq!(files["tc.uri"].as_str().unwrap().trim(), LNS_URI);
-    (id, st)
+    srv.lns_gateway(eui, region).await
 }
 
 fn eu868() -> Value {

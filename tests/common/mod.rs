@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 pub mod firmware;
+pub mod fuota;
 pub mod fuota_device;
 pub mod lns_station;
 pub mod process;

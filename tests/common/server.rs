@@ -11,6 +11,7 @@ use stationkeeper::cli::ApiClient;
 use stationkeeper::config::Config;
 use stationkeeper::startup::{spawn, Running};
 
+use super::lns_station::{Auth, LnsStation};
 use super::station::Station;
 
 pub const TOKEN: &str = "test-operator-token";
@@ -95,6 +96,31 @@ impl TestServer {
     /// GET an API path that must succeed.
     pub async fn get(&self, path: &str) -> Value {
         self.call(Method::GET, path, None).await.unwrap()
+    }
+
+    /// A gateway with LNS token credentials in `region` (the LoRaWAN object of
+    /// POST /wireless-gateways, GatewayEui added), and a station holding its tc.* files.
+    pub async fn lns_gateway(&self, eui: u64, region: Value) -> (String, LnsStation) {
+        let mut lorawan = region;
+        lorawan["GatewayEui"] = json!(format!("{eui:016x}"));
+        let id = self
+            .call(
+                Method::POST,
+                "/wireless-gateways",
+                Some(json!({"LoRaWAN": lorawan})),
+            )
+            .await
+            .unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let files = self.issue(&id, "LNS", "Token").await["Files"].clone();
+        let mut st = LnsStation::new(eui);
+        st.trust = Some(files["tc.trust"].as_str().unwrap().as_bytes().to_vec());
+        st.auth = Auth::Token(files["tc.key"].as_str().unwrap().as_bytes().to_vec());
+        st.resolve = Some(self.running.lns_addr);
+        assert_eq!(files["tc.uri"].as_str().unwrap().trim(), LNS_URI);
+        (id, st)
     }
 
     pub async fn create_gateway(&self, eui: u64) -> String {

@@ -1,0 +1,379 @@
+//! FUOTA end to end: an operator creates a multicast group with a session and a
+//! FUOTA task, starts it, and the server sends the image through real LNS
+//! sessions to station simulators (tests/common/lns_station, which enforce
+//! station's duty cycle and drop what breaks it). The frames each gateway put on
+//! air are then checked the way a device would (tests/common/fuota_device.rs,
+//! written from the spec, sharing no code with the server): MIC, decryption,
+//! DataFragment parsing, and rebuilding the image under loss. The captured send
+//! times are checked against the duty cycle and against each other.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fuota::{MC_ADDR, MC_APP_S_KEY, MC_NWK_S_KEY};
+use common::fuota_device::{open_frame, parse_data_fragment, FragDecoder};
+use common::lns_station::downlink::Downlink;
+use common::lns_station::session::Session;
+use common::lns_station::LnsStation;
+use common::server::{TestServer, LNS_URI};
+use hyper::Method;
+use serde_json::{json, Value};
+use stationkeeper::eui::Eui;
+
+const T: Duration = Duration::from_secs(10);
+
+fn key(hex_text: &str) -> [u8; 16] {
+    hex::decode(hex_text).unwrap().try_into().unwrap()
+}
+
+/// A deterministic test image.
+fn image(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A connected station; with `pps` it does the timesync exchange a GPS gateway does.
+async fn connect(srv: &TestServer, eui: u64, pps: bool) -> (LnsStation, Session) {
+    let (_, mut st) = srv.lns_gateway(eui, json!({"RfRegion": "EU868"})).await;
+    st.pps = pps;
+    let s = session(&st, pps).await;
+    (st, s)
+}
+
+async fn session(st: &LnsStation, pps: bool) -> Session {
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(T).await.unwrap();
+    if pps {
+        s.send_timesync_request().await.unwrap();
+    }
+    s
+}
+
+/// Waits until the server can place frames on the gateway's clock.
+async fn anchored(srv: &TestServer, eui: u64, gps: bool) {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(c) = srv.running.app.lns.connection(Eui(eui)) {
+            if c.stats.anchored && c.stats.gps == gps {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway {eui:016x} never got a time anchor"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_status(srv: &TestServer, task: &str, want: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let t = srv.get(&format!("/fuota-tasks/{task}")).await;
+        if t["Status"] == want {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "task never became {want}: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A frame as it went on air, on a clock common to all stations (their UTC,
+/// which router_config's MuxTime set from the server's clock).
+#[derive(Debug, Clone)]
+struct OnAir {
+    utc_us: i64,
+    airtime_us: i64,
+    pdu: Vec<u8>,
+}
+
+fn on_air(s: &Session) -> Vec<OnAir> {
+    // xtime keeps the radio session in its top byte; the low 48 bits count µs.
+    const LOW48: i64 = (1 << 48) - 1;
+    let (x_now, utc_now) = (s.xtime_now().unwrap() & LOW48, (s.utc_now() * 1e6) as i64);
+    let mut frames: Vec<OnAir> = s
+        .downlinks()
+        .iter()
+        .filter(|d: &&Downlink| d.transmitted)
+        .map(|d| OnAir {
+            utc_us: utc_now + ((d.tx_xtime & LOW48) - x_now),
+            airtime_us: d.airtime_us,
+            pdu: d.pdu.clone(),
+        })
+        .collect();
+    // Frames timed ahead may reach station out of order; the air has them in time order.
+    frames.sort_by_key(|f| f.utc_us);
+    frames
+}
+
+/// Opens every frame as a device would: (N, payload, FCnt) in air order.
+fn fragments(frames: &[OnAir]) -> Vec<(u16, Vec<u8>, u32)> {
+    let (a, n) = (key(MC_APP_S_KEY), key(MC_NWK_S_KEY));
+    let mut last = None;
+    frames
+        .iter()
+        .map(|f| {
+            let o = open_frame(&a, &n, MC_ADDR, last, &f.pdu).expect("a valid multicast frame");
+            assert_eq!(o.fport, 201, "FUOTA fragments go on FPort 201");
+            last = Some(o.fcnt);
+            let (index, n, payload) = parse_data_fragment(&o.plaintext).unwrap();
+            assert_eq!(index, 0, "FragIndex 0");
+            (n, payload.to_vec(), o.fcnt)
+        })
+        .collect()
+}
+
+#[test]
+fn the_test_side_frame_opener_reads_the_spec_frames() {
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/fuota/multicast_crypto.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let text = v.to_string();
+    for phy in [
+        "6004030201000500c90658dbde99279076460b8d7f5711c2",
+        "6004030201004523c930d3dd187ffdebefdf324dcabe66cd",
+    ] {
+        assert!(text.contains(phy), "{phy} is in the vectors");
+    }
+    let (a, n) = (key(MC_APP_S_KEY), key(MC_NWK_S_KEY));
+    let o = open_frame(
+        &a,
+        &n,
+        MC_ADDR,
+        None,
+        &hex::decode("6004030201000500c90658dbde99279076460b8d7f5711c2").unwrap(),
+    )
+    .unwrap();
+    assert_eq!((o.fcnt, o.fport), (5, 201));
+    assert_eq!(hex::encode(&o.plaintext), "0801000001020304050607");
+    let o = open_frame(
+        &a,
+        &n,
+        MC_ADDR,
+        Some(0x0001_2300),
+        &hex::decode("6004030201004523c930d3dd187ffdebefdf324dcabe66cd").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(o.fcnt, 0x0001_2345);
+    assert_eq!(hex::encode(&o.plaintext), "080b003838383838383838");
+    let mut bad = hex::decode("6004030201000500c90658dbde99279076460b8d7f5711c2").unwrap();
+    bad[10] ^= 1;
+    assert!(
+        open_frame(&a, &n, MC_ADDR, None, &bad).is_err(),
+        "a changed byte fails the MIC"
+    );
+}
+
+/// 200 bytes in 16-byte fragments at 30 %: M = 13, R = 4, 17 frames of 32 bytes.
+const IMAGE_LEN: usize = 200;
+const M: usize = 13;
+const TOTAL: usize = 17;
+
+/// Group, session from now + 2 s on EU868 DR5 869.525 MHz (10 %), task, started.
+async fn started_task(srv: &TestServer, img: &[u8]) -> String {
+    let group = srv.create_group("ClassC").await;
+    srv.set_session(&group, json!({})).await.unwrap();
+    let task = srv.create_fuota_task(img, json!({})).await.unwrap();
+    srv.associate(&task, &group).await.unwrap();
+    let before = srv.get(&format!("/fuota-tasks/{task}")).await;
+    assert_eq!(before["Status"], "Pending");
+    let p = &before["Plan"];
+    assert_eq!(p["UncodedFragments"], M);
+    assert_eq!(p["CodedFragments"], TOTAL - M);
+    assert_eq!(p["BytesPerFrame"], 32);
+    assert_eq!(p["DutyCyclePercent"], 10.0);
+    assert_eq!(p["FitsSession"], true, "{p}");
+    srv.start_fuota(&task, json!({})).await.unwrap();
+    task
+}
+
+#[tokio::test]
+async fn an_image_goes_out_through_gps_and_staggered_gateways_and_devices_rebuild_it() {
+    let srv = TestServer::start().await;
+    // Two PPS gateways (one common time slot) and one without GPS (its own slot).
+    let (_, a) = connect(&srv, 0xa1, true).await;
+    let (_, b) = connect(&srv, 0xb2, true).await;
+    let (_, c) = connect(&srv, 0xc3, false).await;
+    anchored(&srv, 0xa1, true).await;
+    anchored(&srv, 0xb2, true).await;
+    anchored(&srv, 0xc3, false).await;
+    let img = image(IMAGE_LEN, 1);
+    let task = started_task(&srv, &img).await;
+    let plan = srv.get(&format!("/fuota-tasks/{task}")).await["Plan"].clone();
+    assert_eq!(plan["Gateways"], 3);
+    assert_eq!(
+        plan["SlotsPerRound"], 2,
+        "GPS gateways share one slot: {plan}"
+    );
+
+    let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(60)).await;
+    assert!(done.get("StatusReason").is_none(), "{done}");
+    let progress = &done["Progress"];
+    for g in progress["Gateways"].as_array().unwrap() {
+        assert_eq!(g["Sent"], TOTAL, "{g}");
+        assert_eq!(g["Confirmed"], TOTAL, "every frame got its dntxed: {g}");
+        assert_eq!(g["Failed"], 0, "{g}");
+        assert_eq!(g["Done"], true);
+    }
+
+    let sessions = [&a, &b, &c];
+    for s in sessions {
+        assert!(
+            s.dropped().is_empty(),
+            "station dropped frames: {:?}",
+            s.dropped()
+        );
+    }
+    let air: Vec<Vec<OnAir>> = sessions.iter().map(|s| on_air(s)).collect();
+    for frames in &air {
+        assert_eq!(frames.len(), TOTAL);
+        // Fragments in index order, uncoded first, counters never reused.
+        let frags = fragments(frames);
+        let ns: Vec<u16> = frags.iter().map(|f| f.0).collect();
+        assert_eq!(ns, (1..=TOTAL as u16).collect::<Vec<_>>());
+        let fcnts: Vec<u32> = frags.iter().map(|f| f.2).collect();
+        assert!(fcnts.windows(2).all(|w| w[1] == w[0] + 1), "{fcnts:?}");
+        // Duty cycle (station 2.0.6's rule, start to start): airtime / 10 %.
+        for w in frames.windows(2) {
+            let gap = w[1].utc_us - w[0].utc_us;
+            assert!(
+                gap >= w[0].airtime_us * 10,
+                "{gap} µs after a {} µs frame",
+                w[0].airtime_us
+            );
+        }
+    }
+    // Every gateway sent the identical frame for each fragment.
+    for i in 0..TOTAL {
+        assert_eq!(air[0][i].pdu, air[1][i].pdu);
+        assert_eq!(air[0][i].pdu, air[2][i].pdu);
+        // The GPS gateways at one common time; the other apart from both.
+        assert!(
+            (air[0][i].utc_us - air[1][i].utc_us).abs() < 5_000,
+            "fragment {}",
+            i + 1
+        );
+        let gap = (air[2][i].utc_us - air[0][i].utc_us).abs();
+        assert!(
+            gap >= air[0][i].airtime_us,
+            "fragment {}: staggered by {gap} µs",
+            i + 1
+        );
+    }
+
+    // A device hearing gateway C rebuilds the image despite losing three uncoded
+    // fragments (a pattern the 4 coded rows of M = 13 cover); losing more than the redundancy leaves it incomplete.
+    let frags = fragments(&air[2]);
+    let padding = M * 16 - IMAGE_LEN;
+    let mut dev = FragDecoder::new(M, 16);
+    for (n, payload, _) in frags.iter().filter(|f| ![1u16, 2, 3].contains(&f.0)) {
+        dev.push(*n, payload);
+    }
+    assert_eq!(dev.image(padding).as_deref(), Some(img.as_slice()));
+    let mut dev = FragDecoder::new(M, 16);
+    for (n, payload, _) in frags.iter().filter(|f| ![1u16, 2, 3, 4, 5].contains(&f.0)) {
+        dev.push(*n, payload);
+    }
+    assert!(
+        dev.image(padding).is_none(),
+        "5 lost, 4 coded: not recoverable"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_mid_session_resumes_without_reusing_counters_or_skipping() {
+    let srv = TestServer::start().await;
+    let (st, s1) = connect(&srv, 0xd4, false).await;
+    anchored(&srv, 0xd4, false).await;
+    let img = image(IMAGE_LEN, 2);
+    let task = started_task(&srv, &img).await;
+    wait_status(&srv, &task, "In_FuotaSession", T).await;
+    // Let a few fragments go out, then stop the server mid-session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_air(&s1).len() < 4 {
+        assert!(Instant::now() < deadline, "no fragments went out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let srv = srv.restart().await;
+    let first = on_air(&s1);
+    assert!(first.len() < TOTAL);
+    // The same gateway reconnects (same credentials, same port).
+    let s2 = session(&st, false).await;
+    let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(60)).await;
+    let g = &done["Progress"]["Gateways"][0];
+    assert_eq!(g["Sent"], TOTAL, "{g}");
+    let second = on_air(&s2);
+    let mut all = fragments(&first);
+    let mut last = all.last().map(|f| f.2);
+    let (a, n) = (key(MC_APP_S_KEY), key(MC_NWK_S_KEY));
+    for f in &second {
+        let o = open_frame(&a, &n, MC_ADDR, last, &f.pdu).unwrap();
+        last = Some(o.fcnt);
+        let (_, n, payload) = parse_data_fragment(&o.plaintext).unwrap();
+        all.push((n, payload.to_vec(), o.fcnt));
+    }
+    let fcnts: Vec<u32> = all.iter().map(|f| f.2).collect();
+    assert!(
+        fcnts.windows(2).all(|w| w[1] > w[0]),
+        "no counter twice: {fcnts:?}"
+    );
+    let ns: Vec<u16> = all.iter().map(|f| f.0).collect();
+    assert!(
+        ns.windows(2).all(|w| w[1] > w[0]),
+        "fragments in order: {ns:?}"
+    );
+    // Only a frame in flight at the stop may be missing (counted as failed).
+    let missing = TOTAL - ns.len();
+    assert!(missing <= 1, "resumed where it stopped: {ns:?}");
+    assert_eq!(
+        g["Confirmed"].as_u64().unwrap() + g["Failed"].as_u64().unwrap(),
+        TOTAL as u64,
+        "{g}"
+    );
+    let mut dev = FragDecoder::new(M, 16);
+    for (n, payload, _) in &all {
+        dev.push(*n, payload);
+    }
+    assert_eq!(
+        dev.image(M * 16 - IMAGE_LEN).as_deref(),
+        Some(img.as_slice())
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_running_task_stops_sending_at_once() {
+    let srv = TestServer::start().await;
+    let (_, s) = connect(&srv, 0xe5, false).await;
+    anchored(&srv, 0xe5, false).await;
+    let task = started_task(&srv, &image(IMAGE_LEN, 3)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_air(&s).len() < 2 {
+        assert!(Instant::now() < deadline, "no fragments went out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    srv.call(Method::DELETE, &format!("/fuota-tasks/{task}"), None)
+        .await
+        .unwrap();
+    let at_delete = s.downlinks().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // At most the frames already handed over for the current round follow.
+    assert!(s.downlinks().len() <= at_delete + 1, "sending stopped");
+    let err = srv
+        .call(Method::GET, &format!("/fuota-tasks/{task}"), None)
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("404"), "{err}");
+}
