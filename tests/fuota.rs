@@ -377,3 +377,60 @@ async fn deleting_a_running_task_stops_sending_at_once() {
         .unwrap_err();
     assert!(err.starts_with("404"), "{err}");
 }
+
+/// Whether `gps_us` is one of the group's class B ping slots, computed here from
+/// the LoRaWAN class B rules: after each 128 s beacon, 2.12 s reserved, then a
+/// 30 ms slot every `period` slots from AES128(0, beaconTime | McAddr | pad16).
+fn is_ping_slot(gps_us: i64, period: u32) -> bool {
+    use aes::cipher::{BlockEncrypt, KeyInit};
+    let beacon_s = gps_us.div_euclid(1_000_000) / 128 * 128;
+    let into = gps_us - beacon_s * 1_000_000 - 2_120_000;
+    let mut block = [0u8; 16];
+    block[..4].copy_from_slice(&(beacon_s as u32).to_le_bytes());
+    block[4..8].copy_from_slice(&MC_ADDR.to_le_bytes());
+    let mut b = block.into();
+    aes::Aes128::new(&[0u8; 16].into()).encrypt_block(&mut b);
+    let offset = (u32::from(b[0]) + u32::from(b[1]) * 256) % period;
+    into >= 0 && into % 30_000 == 0 && (into / 30_000) as u32 % period == offset
+}
+
+#[tokio::test]
+async fn class_b_fragments_go_out_at_the_groups_ping_slots() {
+    let srv = TestServer::start().await;
+    let (_, s) = connect(&srv, 0xf6, true).await;
+    anchored(&srv, 0xf6, true).await;
+    let group = srv.create_group("ClassB").await;
+    // PingSlotPeriod 32 (Periodicity 0): a slot about every 0.96 s; DR3 (SF9).
+    srv.set_session(&group, json!({"DlDr": 3, "PingSlotPeriod": 32}))
+        .await
+        .unwrap();
+    let img = image(64, 4);
+    let task = srv.create_fuota_task(&img, json!({})).await.unwrap();
+    srv.associate(&task, &group).await.unwrap();
+    let plan = srv.get(&format!("/fuota-tasks/{task}")).await["Plan"].clone();
+    assert_eq!(plan["DlClass"], "ClassB");
+    assert_eq!(plan["ClassBPingSlotsPerBeacon"], 128, "{plan}");
+    srv.start_fuota(&task, json!({})).await.unwrap();
+    let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(60)).await;
+    let g = &done["Progress"]["Gateways"][0];
+    // M = 4, R = 2.
+    assert_eq!(g["Confirmed"], 6, "{done}");
+    assert!(s.dropped().is_empty(), "{:?}", s.dropped());
+    let sent = s.downlinks();
+    assert_eq!(sent.len(), 6);
+    for d in &sent {
+        assert_eq!(d.dc, 1, "class B dnmsg");
+        assert!(
+            is_ping_slot(d.gpstime, 32),
+            "{} is not a ping slot",
+            d.gpstime
+        );
+    }
+    let frags = fragments(&on_air(&s));
+    let mut dev = FragDecoder::new(4, 16);
+    // Row 1 of M = 4 is {0, 2}: it recovers a lost first fragment.
+    for (n, payload, _) in frags.iter().filter(|f| f.0 != 1) {
+        dev.push(*n, payload);
+    }
+    assert_eq!(dev.image(0).as_deref(), Some(img.as_slice()));
+}
