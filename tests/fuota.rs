@@ -11,14 +11,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::fuota;
 use common::fuota::{MC_ADDR, MC_APP_S_KEY, MC_NWK_S_KEY};
 use common::fuota_device::{open_frame, parse_data_fragment, FragDecoder};
 use common::lns_station::downlink::Downlink;
 use common::lns_station::session::Session;
 use common::lns_station::LnsStation;
-use common::server::{TestServer, LNS_URI};
+use common::process;
+use common::server::{lns_gateway, TestServer, LNS_URI};
 use hyper::Method;
 use serde_json::{json, Value};
+use stationkeeper::cli::ApiClient;
 use stationkeeper::eui::Eui;
 
 const T: Duration = Duration::from_secs(10);
@@ -75,9 +78,16 @@ async fn anchored(srv: &TestServer, eui: u64, gps: bool) {
 }
 
 async fn wait_status(srv: &TestServer, task: &str, want: &str, within: Duration) -> Value {
+    wait_status_of(&srv.api(), task, want, within).await
+}
+
+async fn wait_status_of(api: &ApiClient, task: &str, want: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let t = srv.get(&format!("/fuota-tasks/{task}")).await;
+        let t = api
+            .call(Method::GET, &format!("/fuota-tasks/{task}"), None)
+            .await
+            .unwrap();
         if t["Status"] == want {
             return t;
         }
@@ -309,17 +319,23 @@ async fn a_restart_mid_session_resumes_without_reusing_counters_or_skipping() {
     }
     let srv = srv.restart().await;
     let first = on_air(&s1);
-    assert!(first.len() < TOTAL);
     // The same gateway reconnects (same credentials, same port).
     let s2 = session(&st, false).await;
     let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(60)).await;
+    assert_resumed(&first, &on_air(&s2), &done, &img);
+}
+
+/// What a gateway put on air before and after a stop mid-session: counters only
+/// grow, fragments only advance, at most the frame in flight at the stop is
+/// missing (and counted as failed), and a device rebuilds the image.
+fn assert_resumed(first: &[OnAir], second: &[OnAir], done: &Value, img: &[u8]) {
+    assert!(first.len() < TOTAL, "stopped mid-session");
     let g = &done["Progress"]["Gateways"][0];
     assert_eq!(g["Sent"], TOTAL, "{g}");
-    let second = on_air(&s2);
-    let mut all = fragments(&first);
+    let mut all = fragments(first);
     let mut last = all.last().map(|f| f.2);
     let (a, n) = (key(MC_APP_S_KEY), key(MC_NWK_S_KEY));
-    for f in &second {
+    for f in second {
         let o = open_frame(&a, &n, MC_ADDR, last, &f.pdu).unwrap();
         last = Some(o.fcnt);
         let (_, n, payload) = parse_data_fragment(&o.plaintext).unwrap();
@@ -347,10 +363,45 @@ async fn a_restart_mid_session_resumes_without_reusing_counters_or_skipping() {
     for (n, payload, _) in &all {
         dev.push(*n, payload);
     }
-    assert_eq!(
-        dev.image(M * 16 - IMAGE_LEN).as_deref(),
-        Some(img.as_slice())
-    );
+    assert_eq!(dev.image(M * 16 - IMAGE_LEN).as_deref(), Some(img));
+}
+
+#[tokio::test]
+async fn a_kill_9_mid_session_resumes_in_the_next_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("stationkeeper.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\npublic_uri = \"{LNS_URI}\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut p = process::launch(&cfg);
+    let api = p.api();
+    let (_, mut st) = lns_gateway(&api, p.lns, 0xd5, json!({"RfRegion": "EU868"})).await;
+    let s1 = session(&st, false).await;
+    let group = fuota::create_group(&api, "ClassC").await;
+    fuota::set_session(&api, &group, json!({})).await.unwrap();
+    let img = image(IMAGE_LEN, 5);
+    let task = fuota::create_fuota_task(&api, &img, json!({}))
+        .await
+        .unwrap();
+    fuota::associate(&api, &task, &group).await.unwrap();
+    fuota::start_fuota(&api, &task, json!({})).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on_air(&s1).len() < 4 {
+        assert!(Instant::now() < deadline, "no fragments went out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.child.kill().unwrap(); // SIGKILL: no drain, no shutdown code runs
+    p.child.wait().unwrap();
+    let first = on_air(&s1);
+    let p2 = process::launch(&cfg);
+    st.resolve = Some(p2.lns);
+    let s2 = session(&st, false).await;
+    let done = wait_status_of(&p2.api(), &task, "FuotaDone", Duration::from_secs(60)).await;
+    assert_resumed(&first, &on_air(&s2), &done, &img);
 }
 
 #[tokio::test]

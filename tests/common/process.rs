@@ -82,6 +82,7 @@ pub struct Proc {
     pub child: Child,
     pub cups: std::net::SocketAddr,
     pub api: std::net::SocketAddr,
+    pub lns: std::net::SocketAddr,
     /// The cupsUri gateways are told (`https://<host>:<port>`).
     pub cups_uri: String,
     pub logs: mpsc::Receiver<String>,
@@ -101,6 +102,7 @@ pub fn launch(config: &std::path::Path) -> Proc {
         child,
         cups: addr_after(&lines, "CUPS"),
         api: addr_after(&lines, "operator API"),
+        lns: addr_after(&lines, "LNS"),
         cups_uri,
         logs,
         state: config.parent().unwrap().join("state"),

@@ -101,26 +101,7 @@ impl TestServer {
     /// A gateway with LNS token credentials in `region` (the LoRaWAN object of
     /// POST /wireless-gateways, GatewayEui added), and a station holding its tc.* files.
     pub async fn lns_gateway(&self, eui: u64, region: Value) -> (String, LnsStation) {
-        let mut lorawan = region;
-        lorawan["GatewayEui"] = json!(format!("{eui:016x}"));
-        let id = self
-            .call(
-                Method::POST,
-                "/wireless-gateways",
-                Some(json!({"LoRaWAN": lorawan})),
-            )
-            .await
-            .unwrap()["Id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let files = self.issue(&id, "LNS", "Token").await["Files"].clone();
-        let mut st = LnsStation::new(eui);
-        st.trust = Some(files["tc.trust"].as_str().unwrap().as_bytes().to_vec());
-        st.auth = Auth::Token(files["tc.key"].as_str().unwrap().as_bytes().to_vec());
-        st.resolve = Some(self.running.lns_addr);
-        assert_eq!(files["tc.uri"].as_str().unwrap().trim(), LNS_URI);
-        (id, st)
+        lns_gateway(&self.api(), self.running.lns_addr, eui, region).await
     }
 
     pub async fn create_gateway(&self, eui: u64) -> String {
@@ -188,6 +169,43 @@ impl TestServer {
 
 /// Writes the `Files` of a credential answer into a station home (what an
 /// operator does by hand), replacing the set's other files.
+/// `TestServer::lns_gateway` for any server: its API and LNS address.
+pub async fn lns_gateway(
+    api: &ApiClient,
+    lns: SocketAddr,
+    eui: u64,
+    region: Value,
+) -> (String, LnsStation) {
+    let mut lorawan = region;
+    lorawan["GatewayEui"] = json!(format!("{eui:016x}"));
+    let id = api
+        .call(
+            Method::POST,
+            "/wireless-gateways",
+            Some(json!({"LoRaWAN": lorawan})),
+        )
+        .await
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let files = api
+        .call(
+            Method::POST,
+            &format!("/wireless-gateways/{id}/credentials"),
+            Some(json!({"Service": "LNS", "Kind": "Token"})),
+        )
+        .await
+        .unwrap()["Files"]
+        .clone();
+    let mut st = LnsStation::new(eui);
+    st.trust = Some(files["tc.trust"].as_str().unwrap().as_bytes().to_vec());
+    st.auth = Auth::Token(files["tc.key"].as_str().unwrap().as_bytes().to_vec());
+    st.resolve = Some(lns);
+    assert_eq!(files["tc.uri"].as_str().unwrap().trim(), LNS_URI);
+    (id, st)
+}
+
 pub fn install_files(st: &Station, issued: &Value) {
     let files = issued["Files"].as_object().expect("Files");
     let prefix = if files.keys().any(|k| k.starts_with("cups")) {
