@@ -23,6 +23,7 @@ use crate::eui::Eui;
 use crate::fuota::codec::{redundancy_for_percent, FragPlan};
 use crate::fuota::group::{MAX_START_AHEAD_US, START_GRACE_US};
 use crate::fuota::job::{step, Event, Next, Status};
+use crate::fuota::plan::PLAN_REGIONS;
 use crate::fuota::runner::{self, Setup};
 use crate::lorawan::gps::unix_now_us;
 use crate::store::{FuotaTaskRow, GroupRow, ProgressRow, StartRequest};
@@ -112,6 +113,12 @@ async fn validate(app: &App, t: &FuotaTaskRow) -> Result<u64, ApiError> {
     if !RF_REGIONS.contains(&t.rf_region.as_str()) {
         return Err(ApiError::validation(format!(
             "LoRaWAN.RfRegion {:?} is not one of {RF_REGIONS:?}",
+            t.rf_region
+        )));
+    }
+    if !PLAN_REGIONS.contains(&t.rf_region.as_str()) {
+        return Err(ApiError::validation(format!(
+            "LoRaWAN.RfRegion {}: FUOTA needs the region's downlink payload limits, known here for {PLAN_REGIONS:?} only (fuota.md §10.2)",
             t.rf_region
         )));
     }

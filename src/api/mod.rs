@@ -95,7 +95,9 @@ impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
             }
             Err(e) => return Err(ApiError::validation(format!("reading body: {e}"))),
         };
-        serde_json::from_slice(&bytes)
+        // An empty body reads as `{}` (AWS's StartFuotaTask body is optional).
+        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        serde_json::from_slice(bytes)
             .map(ApiJson)
             .map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
     }

@@ -98,7 +98,7 @@ mod tests {
                 assert!(s >= t);
                 let beacon = s.div_euclid(BEACON_PERIOD_US) * BEACON_PERIOD_US;
                 let into = s - beacon - BEACON_RESERVED_US;
-                assert!(into >= 0 && into < 4096 * SLOT_LEN_US, "p{p}: {into}");
+                assert!((0..4096 * SLOT_LEN_US).contains(&into), "p{p}: {into}");
                 let offset = ping_offset((beacon / 1_000_000) as u32, addr, ping_period(p));
                 assert_eq!((into / SLOT_LEN_US) % ping_period(p) as i64, offset as i64);
                 assert_eq!(into % SLOT_LEN_US, 0);

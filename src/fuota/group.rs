@@ -288,7 +288,8 @@ mod tests {
 
     #[test]
     fn session_refusals_name_the_field() {
-        let cases: Vec<(fn(&mut SessionRequest), &str)> = vec![
+        type Case = (fn(&mut SessionRequest), &'static str);
+        let cases: Vec<Case> = vec![
             (|r| r.dl_dr = 9, "DlDr"),
             (|r| r.dl_freq = 868, "in Hz"),
             (|r| r.dl_freq = 915_000_000, "outside EU868"),

@@ -80,6 +80,9 @@ pub fn payload_limit(region: &str, dr: u8) -> Option<usize> {
     }
 }
 
+/// Regions whose payload limits `payload_limit` knows, so a FUOTA plan can exist.
+pub const PLAN_REGIONS: &[&str] = &["EU868", "US915"];
+
 /// The downlink duty cycle Basics Station 2.0.6 enforces, in ‰ (lns-protocol.md
 /// §5.7): EU868 by band, KR920 2 %, AS923-1 10 %, none in US915/AU915.
 pub fn station_duty_cycle_permille(region: &str, freq: u32) -> u32 {
