@@ -326,9 +326,19 @@ async fn a_restart_mid_session_resumes_without_reusing_counters_or_skipping() {
 }
 
 /// What a gateway put on air before and after a stop mid-session: counters only
-/// grow, fragments only advance, at most the frame in flight at the stop is
+/// grow, fragments only advance, at most the frames in flight at the stop are
 /// missing (and counted as failed), and a device rebuilds the image.
 fn assert_resumed(first: &[OnAir], second: &[OnAir], done: &Value, img: &[u8]) {
+    assert_resumed_losing(first, second, done, img, 1);
+}
+
+fn assert_resumed_losing(
+    first: &[OnAir],
+    second: &[OnAir],
+    done: &Value,
+    img: &[u8],
+    in_flight: usize,
+) {
     assert!(first.len() < TOTAL, "stopped mid-session");
     let g = &done["Progress"]["Gateways"][0];
     assert_eq!(g["Sent"], TOTAL, "{g}");
@@ -353,7 +363,7 @@ fn assert_resumed(first: &[OnAir], second: &[OnAir], done: &Value, img: &[u8]) {
     );
     // Only a frame in flight at the stop may be missing (counted as failed).
     let missing = TOTAL - ns.len();
-    assert!(missing <= 1, "resumed where it stopped: {ns:?}");
+    assert!(missing <= in_flight, "resumed where it stopped: {ns:?}");
     assert_eq!(
         g["Confirmed"].as_u64().unwrap() + g["Failed"].as_u64().unwrap(),
         TOTAL as u64,
@@ -364,6 +374,35 @@ fn assert_resumed(first: &[OnAir], second: &[OnAir], done: &Value, img: &[u8]) {
         dev.push(*n, payload);
     }
     assert_eq!(dev.image(M * 16 - IMAGE_LEN).as_deref(), Some(img));
+}
+
+#[tokio::test]
+async fn a_gateway_that_drops_out_resumes_where_it_stopped() {
+    let srv = TestServer::start().await;
+    let (st, mut s1) = connect(&srv, 0xd6, false).await;
+    anchored(&srv, 0xd6, false).await;
+    let img = image(IMAGE_LEN, 6);
+    let task = started_task(&srv, &img).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_air(&s1).len() < 4 {
+        assert!(Instant::now() < deadline, "no fragments went out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s1.abort().await;
+    let first = on_air(&s1);
+    // Away for a few rounds; the task waits for it within the session window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = srv.get(&format!("/fuota-tasks/{task}")).await;
+    assert_eq!(t["Status"], "In_FuotaSession", "{t}");
+    assert_eq!(
+        t["Progress"]["Gateways"][0]["ConnectionStatus"],
+        "Disconnected"
+    );
+    let s2 = session(&st, false).await;
+    let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(60)).await;
+    // Frames handed over ahead of their time (up to two at this pace) are lost
+    // with the connection.
+    assert_resumed_losing(&first, &on_air(&s2), &done, &img, 2);
 }
 
 #[tokio::test]

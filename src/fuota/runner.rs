@@ -260,9 +260,15 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
         .blobs
         .path(&task.blob_id)
         .ok_or_else(|| format!("bad blob id {}", task.blob_id))?;
-    let image = tokio::fs::read(&path)
-        .await
-        .map_err(|e| format!("reading the image {}: {e}", path.display()))?;
+    let image = match tokio::fs::read(&path).await {
+        Ok(i) => i,
+        Err(e) => {
+            // Retrying cannot help: end the task and say why.
+            let reason = format!("cannot read the image {}: {e}", path.display());
+            finished(app, &id, Some(reason)).await;
+            return Ok(());
+        }
+    };
     let setup = match setup(&task, &group, image.len()) {
         Ok(s) => s,
         Err(e) => {
