@@ -83,7 +83,7 @@ enum TasksCommand {
 }
 
 /// Uploads with a progress line on a terminal; returns the blob Id.
-async fn upload(c: &ApiClient, file: &Path) -> Result<String, String> {
+pub(super) async fn upload(c: &ApiClient, file: &Path) -> Result<String, String> {
     let total = std::fs::metadata(file)
         .map_err(|e| format!("{}: {e}", file.display()))?
         .len();

@@ -4,6 +4,7 @@
 
 mod client;
 mod firmware;
+mod fuota;
 mod gateways;
 mod keys;
 mod pki;
@@ -48,6 +49,12 @@ enum Command {
     /// A gateway's update task: assign, follow, delete.
     #[command(alias = "task")]
     Tasks(firmware::TasksArgs),
+    /// Multicast groups for FUOTA: address, keys, session, carrying gateways.
+    #[command(alias = "multicast-group")]
+    MulticastGroups(fuota::GroupsArgs),
+    /// FUOTA tasks: an end-device image sent through a multicast group.
+    #[command(alias = "fuota-task")]
+    FuotaTasks(fuota::FuotaArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -106,6 +113,8 @@ pub fn main() -> ExitCode {
             Command::Blobs(a) => firmware::blobs(a).await,
             Command::TaskDefinitions(a) => firmware::definitions(a).await,
             Command::Tasks(a) => firmware::tasks(a).await,
+            Command::MulticastGroups(a) => fuota::groups(a).await,
+            Command::FuotaTasks(a) => fuota::tasks(a).await,
         }
     });
     match result {
