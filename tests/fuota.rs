@@ -267,20 +267,16 @@ async fn an_image_goes_out_through_gps_and_staggered_gateways_and_devices_rebuil
         }
     }
     // Every gateway sent the identical frame for each fragment.
-    for i in 0..TOTAL {
-        assert_eq!(air[0][i].pdu, air[1][i].pdu);
-        assert_eq!(air[0][i].pdu, air[2][i].pdu);
+    for (n, ((a, b), c)) in air[0].iter().zip(&air[1]).zip(&air[2]).enumerate() {
+        assert_eq!(a.pdu, b.pdu);
+        assert_eq!(a.pdu, c.pdu);
         // The GPS gateways at one common time; the other apart from both.
+        assert!((a.utc_us - b.utc_us).abs() < 5_000, "fragment {}", n + 1);
+        let gap = (c.utc_us - a.utc_us).abs();
         assert!(
-            (air[0][i].utc_us - air[1][i].utc_us).abs() < 5_000,
-            "fragment {}",
-            i + 1
-        );
-        let gap = (air[2][i].utc_us - air[0][i].utc_us).abs();
-        assert!(
-            gap >= air[0][i].airtime_us,
+            gap >= a.airtime_us,
             "fragment {}: staggered by {gap} µs",
-            i + 1
+            n + 1
         );
     }
 
@@ -374,6 +370,48 @@ fn assert_resumed_losing(
         dev.push(*n, payload);
     }
     assert_eq!(dev.image(M * 16 - IMAGE_LEN).as_deref(), Some(img));
+}
+
+#[tokio::test]
+async fn two_tasks_through_one_gateway_share_its_duty_cycle() {
+    let srv = TestServer::start().await;
+    let (_, s) = connect(&srv, 0xd7, false).await;
+    anchored(&srv, 0xd7, false).await;
+    let first = started_task(&srv, &image(IMAGE_LEN, 7)).await;
+    // A second group (another McAddr) on the same frequency, sending at once.
+    let group = srv
+        .call(
+            Method::POST,
+            "/multicast-groups",
+            Some(json!({"LoRaWAN": {"RfRegion": "EU868", "DlClass": "ClassC", "McAddr": "0a0b0c0d"}})),
+        )
+        .await
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    srv.set_session(&group, json!({})).await.unwrap();
+    let second = srv
+        .create_fuota_task(&image(IMAGE_LEN, 8), json!({}))
+        .await
+        .unwrap();
+    srv.associate(&second, &group).await.unwrap();
+    srv.start_fuota(&second, json!({})).await.unwrap();
+    for task in [&first, &second] {
+        let done = wait_status(&srv, task, "FuotaDone", Duration::from_secs(90)).await;
+        assert_eq!(done["Progress"]["Confirmed"], TOTAL, "{done}");
+    }
+    assert!(s.dropped().is_empty(), "station dropped: {:?}", s.dropped());
+    let frames = on_air(&s);
+    assert_eq!(frames.len(), 2 * TOTAL);
+    for w in frames.windows(2) {
+        let gap = w[1].utc_us - w[0].utc_us;
+        assert!(
+            gap >= w[0].airtime_us * 10,
+            "{gap} µs after a {} µs frame",
+            w[0].airtime_us
+        );
+    }
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::lns_station::{Auth, LnsError, LnsStation, RadioMeta, ServerMessage, Updf};
 use common::server::{TestServer, LNS_URI};
-use hyper::Method;
 use serde_json::{json, Value};
 use stationkeeper::eui::Eui;
 use stationkeeper::lns::downlink::{Downlink, DownlinkError, Outcome, Timing};

@@ -86,16 +86,30 @@ pub const PLAN_REGIONS: &[&str] = &["EU868", "US915"];
 /// The downlink duty cycle Basics Station 2.0.6 enforces, in ‰ (lns-protocol.md
 /// §5.7): EU868 by band, KR920 2 %, AS923-1 10 %, none in US915/AU915.
 pub fn station_duty_cycle_permille(region: &str, freq: u32) -> u32 {
+    station_band(region, freq).1
+}
+
+/// The budget station keeps `freq` in, per gateway: (which budget, its duty cycle
+/// in ‰). EU868 shares one budget per band ("deci", "centi", "milli"); KR920 and
+/// AS923-1 keep one per channel; elsewhere there is none (1000 ‰).
+pub fn station_band(region: &str, freq: u32) -> (u64, u32) {
     match region {
         "EU868" => match freq {
-            869_400_000..=869_650_000 => 100,
-            868_000_000..=868_600_000 | 869_700_000..=870_000_000 => 10,
-            _ => 1,
+            869_400_000..=869_650_000 => (1, 100),
+            868_000_000..=868_600_000 | 869_700_000..=870_000_000 => (2, 10),
+            _ => (3, 1),
         },
-        "KR920" => 20,
-        "AS923-1" => 100,
-        _ => 1000,
+        "KR920" => (u64::from(freq), 20),
+        "AS923-1" => (u64::from(freq), 100),
+        _ => (u64::from(freq), 1000),
     }
+}
+
+/// How long station keeps a band blocked after a frame of `toa_us` starts: ToA / d,
+/// start to start. Its integer air time can be 0.01 % longer than ours, hence
+/// the extra microsecond per millisecond.
+pub fn station_block_us(toa_us: u64, permille: u32) -> u64 {
+    toa_us * 1000 / u64::from(permille) + toa_us / 1000
 }
 
 pub fn plan(r: &Request) -> Result<Plan, PlanError> {
@@ -136,10 +150,7 @@ pub fn plan(r: &Request) -> Result<Plan, PlanError> {
     let phy_payload_len = FRAME_OVERHEAD + r.frag_size;
     let toa_us = time_on_air_us(modulation, phy_payload_len, false);
     let permille = station_duty_cycle_permille(&r.region, r.freq);
-    // Station measures start to start: next start ≥ previous start + ToA / d.
-    // Its integer air time can be 0.01 % longer, hence the extra microsecond per ms.
-    let dc_spacing_us = toa_us * 1000 / u64::from(permille) + toa_us / 1000;
-    let spacing = Duration::from_micros(dc_spacing_us)
+    let spacing = Duration::from_micros(station_block_us(toa_us, permille))
         .max(r.interval)
         .max(Duration::from_micros(toa_us) + TX_MIN_GAP);
     let total = u32::from(frags.total());

@@ -129,9 +129,16 @@ pub struct Live {
 pub struct Fuota {
     jobs: Mutex<HashMap<String, (CancellationToken, Option<Live>)>>,
     wake: Notify,
+    /// Per gateway and station duty-cycle budget (`plan::station_band`): until when
+    /// (Unix µs) it is spent, shared by every task that sends through the gateway.
+    bands: Mutex<HashMap<(Eui, u64), i64>>,
 }
 
 impl Fuota {
+    fn bands(&self) -> std::sync::MutexGuard<'_, HashMap<(Eui, u64), i64>> {
+        self.bands.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Look at the stored tasks now (after a start or a delete).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -348,6 +355,10 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
     };
     let to_unix = |t: i64| if class_b { unix_from_gps_us(t) } else { t };
     let session_end = setup.session.end_us();
+    let (band, permille) = plan::station_band(&task.rf_region, setup.session.dl_freq);
+    // Station blocks the band for airtime / duty cycle after each start.
+    // (Never longer than the task's own spacing, so alone it never waits for it.)
+    let band_block_us = plan::station_block_us(setup.pace.airtime_us as u64, permille) as i64;
     let mut pending: JoinSet<(String, bool)> = JoinSet::new();
     let mut outcomes = Vec::new();
     let mut next_at = start_us.max(unix_now_us() + LEAD_US);
@@ -376,8 +387,27 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
             c.state.anchored = conn.as_ref().is_some_and(|x| x.stats.anchored);
             c.state.gps = c.state.anchored && conn.as_ref().is_some_and(|x| x.stats.gps);
         }
-        let states: Vec<schedule::Gateway> = carriers.iter().map(|c| c.state).collect();
-        let round = schedule::round(&setup.pace, to_clock(t0), &states);
+        // Other tasks through the same gateways spend the same bands: read, plan
+        // and reserve under one lock, so two tasks never take overlapping budget.
+        let round = {
+            let mut bands = app.fuota.bands();
+            let states: Vec<schedule::Gateway> = carriers
+                .iter()
+                .map(|c| {
+                    let mut s = c.state;
+                    if let Some(&until) = bands.get(&(c.eui, band)) {
+                        s.not_before_us = s.not_before_us.max(to_clock(until));
+                    }
+                    s
+                })
+                .collect();
+            let round = schedule::round(&setup.pace, to_clock(t0), &states);
+            for s in &round.sends {
+                let until = bands.entry((carriers[s.gateway].eui, band)).or_insert(0);
+                *until = (*until).max(to_unix(s.at_us) + band_block_us);
+            }
+            round
+        };
         while let Some(done) = pending.try_join_next() {
             if let Ok(o) = done {
                 outcomes.push(o);
