@@ -556,6 +556,15 @@ async fn class_b_fragments_go_out_at_the_groups_ping_slots() {
     }
     let frags = fragments(&on_air(&s));
     let mut dev = FragDecoder::new(4, 16);
+    // A finished task keeps its history when its group is deleted.
+    srv.call(Method::DELETE, &format!("/multicast-groups/{group}"), None)
+        .await
+        .unwrap();
+    let t = srv.get(&format!("/fuota-tasks/{task}")).await;
+    assert_eq!(
+        (t["Status"].clone(), t["MulticastGroupId"].clone()),
+        (json!("FuotaDone"), Value::Null)
+    );
     // Row 1 of M = 4 is {0, 2}: it recovers a lost first fragment.
     for (n, payload, _) in frags.iter().filter(|f| f.0 != 1) {
         dev.push(*n, payload);

@@ -894,3 +894,58 @@ async fn a_start_with_no_body_reads_as_an_empty_one() {
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("has no multicast group"), "{text}");
 }
+
+#[tokio::test]
+async fn chosen_gateways_stay_chosen_when_deleted() {
+    let srv = TestServer::start().await;
+    let first = srv.create_gateway(0xc1).await;
+    let second = srv.create_gateway(0xc2).await;
+    let group = srv.create_group("ClassC").await;
+    let path = format!("/multicast-groups/{group}/gateways");
+    // Chosen by EUI, as gateways are named anywhere in the API.
+    srv.call(
+        Method::PUT,
+        &path,
+        Some(json!({"WirelessGatewayIds": ["00000000000000c1"]})),
+    )
+    .await
+    .unwrap();
+    let g = srv.get(&path).await;
+    assert_eq!(g["Selection"], "Explicit", "{g}");
+    assert_eq!(g["WirelessGateways"][0]["Id"], first.as_str());
+    srv.call(Method::DELETE, &format!("/wireless-gateways/{first}"), None)
+        .await
+        .unwrap();
+    // The choice stays: the group does not fall back to every gateway of EU868.
+    let g = srv.get(&path).await;
+    assert_eq!(g["Selection"], "Explicit", "{g}");
+    assert_eq!(g["WirelessGateways"], json!([]));
+    srv.set_session(&group, json!({"SessionStartTime": in_secs(60)}))
+        .await
+        .unwrap();
+    let task = srv
+        .create_fuota_task(&image(100, 10), json!({}))
+        .await
+        .unwrap();
+    srv.associate(&task, &group).await.unwrap();
+    let t = srv.get(&format!("/fuota-tasks/{task}")).await;
+    assert!(
+        t["PlanProblem"]
+            .as_str()
+            .unwrap()
+            .contains("has no gateways"),
+        "{t}"
+    );
+    refused(
+        srv.start_fuota(&task, json!({})).await,
+        400,
+        "has no gateways",
+    );
+    // An empty list goes back to every gateway of the region.
+    srv.call(Method::PUT, &path, Some(json!({"WirelessGatewayIds": []})))
+        .await
+        .unwrap();
+    let g = srv.get(&path).await;
+    assert_eq!(g["Selection"], "AllInRegion");
+    assert_eq!(g["WirelessGateways"][0]["Id"], second.as_str());
+}

@@ -321,7 +321,7 @@ fn plan_json(s: &Setup, c: &Carriers, start_us: i64, end_us: i64) -> Value {
         "MinWallTimeS": secs(p.min_wall_time),
         "Gateways": c.count,
         "SlotsPerRound": c.slots,
-        "WallTimeS": (finish - start_us) as f64 / 1e6,
+        "WallTimeS": secs(std::time::Duration::from_micros((finish - start_us).max(0) as u64)),
         "DlDr": s.session.dl_dr,
         "DlFreq": s.session.dl_freq,
         "DlClass": s.class.as_str(),
@@ -400,7 +400,12 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         }
     }
     match plan_for(&app, &t).await {
-        Ok((s, c, start, end)) => out["Plan"] = plan_json(&s, &c, start, end),
+        Ok((s, c, start, end)) => {
+            out["Plan"] = plan_json(&s, &c, start, end);
+            if c.count == 0 {
+                out["PlanProblem"] = json!(no_gateways(&t));
+            }
+        }
         Err(e) => {
             out["Plan"] = Value::Null;
             out["PlanProblem"] = json!(e.message);
@@ -434,6 +439,14 @@ async fn plan_for(app: &App, t: &FuotaTaskRow) -> Result<(Setup, Carriers, i64, 
     Ok((s, c, start, end))
 }
 
+fn no_gateways(t: &FuotaTaskRow) -> String {
+    let g = t.group_id.clone().unwrap_or_default();
+    format!(
+        "multicast group {g} has no gateways: register gateways in {} or choose some with PUT /multicast-groups/{g}/gateways",
+        t.rf_region
+    )
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct StartBody {
@@ -457,11 +470,7 @@ async fn start(
     validate(&app, &t).await?;
     let (s, c, earliest, end) = plan_for(&app, &t).await?;
     if c.count == 0 {
-        let g = t.group_id.clone().unwrap_or_default();
-        return Err(ApiError::validation(format!(
-            "multicast group {g} has no gateways: register gateways in {} or choose some with PUT /multicast-groups/{g}/gateways",
-            t.rf_region
-        )));
+        return Err(ApiError::validation(no_gateways(&t)));
     }
     let now_us = unix_now_us();
     let start_us = match b.lorawan.and_then(|l| l.start_time) {

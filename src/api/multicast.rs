@@ -13,7 +13,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::gateways::RF_REGIONS;
+use super::gateways::{find, RF_REGIONS};
 use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::fuota::group::{self, DlClass, SessionRequest};
@@ -93,6 +93,7 @@ async fn create(
             fcnt_next: 0,
             session: None,
             gateway_ids: Vec::new(),
+            gateways_explicit: false,
             created_at: now(),
         })
         .await?;
@@ -156,7 +157,7 @@ async fn load(app: &App, id: &str) -> Result<GroupRow, ApiError> {
 
 fn gateways_json(app: &App, g: &GroupRow, carriers: &[(String, crate::eui::Eui)]) -> Value {
     json!({
-        "Selection": if g.gateway_ids.is_empty() { "AllInRegion" } else { "Explicit" },
+        "Selection": if g.gateways_explicit { "Explicit" } else { "AllInRegion" },
         "WirelessGateways": carriers.iter().map(|(id, eui)| {
             let conn = app.lns.connection(*eui);
             json!({
@@ -266,8 +267,21 @@ async fn set_gateways(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<GatewaysBody>,
 ) -> Result<StatusCode, ApiError> {
+    load(&app, &id).await?;
+    // Each entry is a gateway Id or EUI, as everywhere else in the API.
+    let mut ids = Vec::new();
+    for ident in &b.wireless_gateway_ids {
+        let g = find(&app, ident, None).await.map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                ApiError::validation(format!("wireless gateway {ident} does not exist"))
+            } else {
+                e
+            }
+        })?;
+        ids.push(g.gw.id);
+    }
     app.store
-        .set_group_gateways(id.clone(), b.wireless_gateway_ids)
+        .set_group_gateways(id.clone(), ids)
         .await
         .map_err(missing(format!("multicast group {id}")))?;
     Ok(StatusCode::NO_CONTENT)

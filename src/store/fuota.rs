@@ -30,8 +30,10 @@ pub struct GroupRow {
     pub mc_nwk_s_key: [u8; 16],
     pub fcnt_next: u64,
     pub session: Option<GroupSession>,
-    /// Chosen explicitly; empty means every gateway of the region.
+    /// Chosen explicitly (`gateways_explicit`), else every gateway of the region.
     pub gateway_ids: Vec<String>,
+    /// Only `gateway_ids` carry the group, even when deletions emptied the list.
+    pub gateways_explicit: bool,
     pub created_at: String,
 }
 
@@ -99,7 +101,8 @@ pub struct RoundRecord {
 }
 
 const GROUP_COLS: &str = "id, name, description, rf_region, dl_class, mc_addr, mc_app_s_key,
-    mc_nwk_s_key, fcnt_next, dl_dr, dl_freq, session_start, session_timeout, ping_slot_period, created_at";
+    mc_nwk_s_key, fcnt_next, dl_dr, dl_freq, session_start, session_timeout, ping_slot_period, created_at,
+    gateways_explicit";
 
 fn key16(v: Vec<u8>) -> rusqlite::Result<[u8; 16]> {
     v.try_into().map_err(|_| {
@@ -135,6 +138,7 @@ fn group_from_row(r: &Row) -> rusqlite::Result<GroupRow> {
         fcnt_next: r.get::<_, i64>(8)? as u64,
         session,
         gateway_ids: Vec::new(),
+        gateways_explicit: r.get(15)?,
         created_at: r.get(14)?,
     })
 }
@@ -256,9 +260,10 @@ impl Store {
     pub async fn delete_group(&self, id: String) -> Result<(), StoreError> {
         self.run(move |c| {
             let tx = c.transaction()?;
+            // Finished tasks keep their history without the group; others block.
             let user: Option<(String, String)> = tx
                 .query_row(
-                    "SELECT id, status FROM fuota_tasks WHERE group_id = ?1 LIMIT 1",
+                    "SELECT id, status FROM fuota_tasks WHERE group_id = ?1 AND status <> 'FuotaDone' LIMIT 1",
                     [&id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
@@ -268,6 +273,7 @@ impl Store {
                     "multicast group {id} is used by FUOTA task {task} ({status}); delete that task first"
                 )));
             }
+            tx.execute("UPDATE fuota_tasks SET group_id = NULL WHERE group_id = ?1", [&id])?;
             if tx.execute("DELETE FROM multicast_groups WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound);
             }
@@ -326,6 +332,10 @@ impl Store {
                 }
             }
             tx.execute("DELETE FROM multicast_group_gateways WHERE group_id = ?1", [&id])?;
+            tx.execute(
+                "UPDATE multicast_groups SET gateways_explicit = ?2 WHERE id = ?1",
+                params![id, !gateway_ids.is_empty()],
+            )?;
             for gw in &gateway_ids {
                 tx.execute(
                     "INSERT OR IGNORE INTO multicast_group_gateways (group_id, gateway_id) VALUES (?1, ?2)",
@@ -343,7 +353,7 @@ impl Store {
         self.run(move |c| {
             let g = load_group(c, &id)?;
             let mut out = Vec::new();
-            if g.gateway_ids.is_empty() {
+            if !g.gateways_explicit {
                 let mut s = c.prepare_cached("SELECT id, eui FROM gateways WHERE rf_region = ?1 ORDER BY eui")?;
                 for r in s.query_map([&g.rf_region], |r| Ok((r.get(0)?, eui_from_sql(r.get(1)?))))? {
                     out.push(r?);

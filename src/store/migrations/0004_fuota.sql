@@ -19,10 +19,13 @@ CREATE TABLE multicast_groups (
     session_start    TEXT,
     session_timeout  INTEGER,
     ping_slot_period INTEGER,
+    -- 1: only the gateways listed below carry it (even when deletions emptied the
+    -- list); 0: every gateway of its region.
+    gateways_explicit INTEGER NOT NULL DEFAULT 0,
     created_at       TEXT NOT NULL
 );
 
--- The gateways chosen for a group; none means every gateway of its region.
+-- The gateways chosen for a group (see gateways_explicit).
 CREATE TABLE multicast_group_gateways (
     group_id   TEXT NOT NULL REFERENCES multicast_groups(id) ON DELETE CASCADE,
     gateway_id TEXT NOT NULL REFERENCES gateways(id) ON DELETE CASCADE,
