@@ -206,6 +206,17 @@ async fn started_task(srv: &TestServer, img: &[u8]) -> String {
     assert_eq!(p["BytesPerFrame"], 32);
     assert_eq!(p["DutyCyclePercent"], 10.0);
     assert_eq!(p["FitsSession"], true, "{p}");
+    // What the devices are told over unicast: group bit 0, M = 13, FragSize 16,
+    // FragAlgo 0, Padding 8, Descriptor 01020304 (fuota.md §6.1 layout).
+    let setup = &before["DeviceSetup"];
+    assert_eq!(
+        setup["FragSessionSetupReq"], "02010d0010000801020304",
+        "{setup}"
+    );
+    assert!(setup["McClassCSessionReq"]
+        .as_str()
+        .unwrap()
+        .starts_with("0400"));
     srv.start_fuota(&task, json!({})).await.unwrap();
     task
 }

@@ -20,7 +20,10 @@ use super::gateways::RF_REGIONS;
 use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::eui::Eui;
-use crate::fuota::codec::{redundancy_for_percent, FragPlan};
+use crate::fuota::codec::{
+    frag_session_setup_req, redundancy_for_percent, FragPlan, FragSessionSetup,
+};
+use crate::fuota::group;
 use crate::fuota::group::{MAX_START_AHEAD_US, START_GRACE_US};
 use crate::fuota::job::{step, Event, Next, Status};
 use crate::fuota::plan::PLAN_REGIONS;
@@ -402,6 +405,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     match plan_for(&app, &t).await {
         Ok((s, c, start, end)) => {
             out["Plan"] = plan_json(&s, &c, start, end);
+            out["DeviceSetup"] = device_setup(&s, &t);
             if c.count == 0 {
                 out["PlanProblem"] = json!(no_gateways(&t));
             }
@@ -437,6 +441,25 @@ async fn plan_for(app: &App, t: &FuotaTaskRow) -> Result<(Setup, Carriers, i64, 
     };
     let end = s.session.end_us();
     Ok((s, c, start, end))
+}
+
+/// What the operator's network server tells each device before the session, as
+/// TS004/TS005 command bytes (hex), for multicast group slot 0 and fragmentation
+/// session 0. McGroupSetupReq is per device (its McKey is encrypted with the
+/// device's own key), so it is not here.
+fn device_setup(s: &Setup, t: &FuotaTaskRow) -> Value {
+    let frag = FragSessionSetup::for_plan(&s.plan.frags, 0, 0b0001, 0, t.descriptor);
+    let session = if s.session.periodicity.is_some() {
+        "McClassBSessionReq"
+    } else {
+        "McClassCSessionReq"
+    };
+    json!({
+        "McGroupId": 0,
+        "FragIndex": 0,
+        "FragSessionSetupReq": frag_session_setup_req(&frag).map(hex::encode).ok(),
+        session: hex::encode(group::session_req(&s.session, 0)),
+    })
 }
 
 fn no_gateways(t: &FuotaTaskRow) -> String {

@@ -127,6 +127,38 @@ impl Session {
     }
 }
 
+/// The TS005 session request (FPort 200) that tells a device of group slot
+/// `mc_group_id` this session: McClassCSessionReq, or McClassBSessionReq with the
+/// start rounded down to a beacon period. SessionTime is GPS seconds mod 2^32.
+pub fn session_req(s: &Session, mc_group_id: u8) -> Vec<u8> {
+    use lrwn::applayer::multicastsetup::v1 as ts005;
+    let gps_s = crate::lorawan::gps::gps_from_unix_us(s.start_us).div_euclid(1_000_000);
+    let payload = match s.periodicity {
+        None => ts005::Payload::McClassCSessionReq(ts005::McClassCSessionReqPayload {
+            mc_group_id_header: ts005::McClassCSessionReqPayloadMcGroupIdHeader { mc_group_id },
+            session_time: gps_s as u32,
+            session_time_out: ts005::McClassCSessionReqPayloadSessionTimeOut {
+                time_out: s.time_out,
+            },
+            dl_frequ: s.dl_freq,
+            dr: s.dl_dr,
+        }),
+        Some(periodicity) => ts005::Payload::McClassBSessionReq(ts005::McClassBSessionReqPayload {
+            mc_group_id_header: ts005::McClassBSessionReqPayloadMcGroupIdHeader { mc_group_id },
+            session_time: (gps_s - gps_s.rem_euclid(128)) as u32,
+            time_out_periodicity: ts005::McClassBSessionReqPayloadTimeOutPeriodicity {
+                time_out: s.time_out,
+                periodicity,
+            },
+            dl_frequ: s.dl_freq,
+            dr: s.dl_dr,
+        }),
+    };
+    payload
+        .to_vec()
+        .expect("a valid session encodes (group id 0..=3, TimeOut ≤ 15, 24-bit frequency)")
+}
+
 /// Sessions may start at most this far ahead.
 pub const MAX_START_AHEAD_US: i64 = 30 * 86_400 * 1_000_000;
 /// A start this close to now still counts as now (clock skew between operator and server).
@@ -284,6 +316,30 @@ mod tests {
         let s = validate_session("EU868", DlClass::ClassB, &r, NOW).unwrap();
         assert_eq!((s.periodicity, s.time_out), (Some(2), 11));
         assert!(s.window_us() >= 172_800_000_000);
+    }
+
+    #[test]
+    fn session_requests_are_the_spec_examples() {
+        // fuota.md §4.1: SessionTime 1400000000 (GPS s), 869.525 MHz.
+        let start_us = crate::lorawan::gps::unix_from_gps_us(1_400_000_000_000_000);
+        let c = Session {
+            dl_dr: 5,
+            dl_freq: 869_525_000,
+            start_us,
+            timeout_s: 512,
+            time_out: 9,
+            periodicity: None,
+        };
+        assert_eq!(hex::encode(session_req(&c, 0)), "0400004e725309d2ad8405");
+        let b = Session {
+            dl_dr: 3,
+            time_out: 2,
+            periodicity: Some(3),
+            // 60 s into the beacon period: rounded down to its start.
+            start_us: start_us + 60_000_000,
+            ..c
+        };
+        assert_eq!(hex::encode(session_req(&b, 1)), "0501004e725332d2ad8403");
     }
 
     #[test]
