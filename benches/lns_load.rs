@@ -11,25 +11,35 @@
 //!   same state dir, so registration garbage is not in its RSS, as after a
 //!   restart). Then it reads commands on stdin:
 //!   `rss` (memory and CPU of this process, open sessions), `wait N SECS` (until exactly N
-//!   sessions are open), `fanout` (one `ClassCNow` downlink to every connected
-//!   gateway at once through `Lns::send`, the server's real downlink path, with
-//!   latency and outcome counts), `quit`.
+//!   sessions are open), `waitsync N SECS` (until N open sessions have GPS time
+//!   and a time anchor, the gateways FUOTA puts in one common slot), `fanout`
+//!   (one `ClassCNow` downlink to every connected gateway at once through
+//!   `Lns::send`, the server's real downlink path, with latency and outcome
+//!   counts), `fuota BYTES` (through the operator API, as an operator would: an
+//!   EU868 class C multicast group with a session from now + 5 s, a random image
+//!   of BYTES uploaded to `POST /blobs`, a FUOTA task on it, associated and
+//!   started; prints the plan), `progress` (the running task's counts from
+//!   `GET /fuota-tasks/{Id}`), `quit`.
 //! * `lns-load clients`: opens N traffic connections the way station 2.0.6 does
 //!   (lns-protocol.md §1): TCP, TLS 1.2, the hand-written upgrade request with the
 //!   fixed `Sec-WebSocket-Key` and the token header line, masked frames (mask
 //!   01 01 01 01), `version` first, then waits for `router_config`. The connection
 //!   then stays open: pings get pongs, `getxtime` gets station's answer, every
-//!   `dnmsg` gets a `dntxed` echoing its `diid`. Frames from the server are
+//!   `dnmsg` gets a `dntxed` echoing its `diid`. With `--pps` each station first
+//!   sends one `timesync` as a gateway with a PPS pulse does (lns-protocol.md
+//!   §6.2), so the server knows it has GPS time. Frames from the server are
 //!   checked against station's rules (FIN, RSV 0, unmasked, 7/16-bit length, fits
 //!   40 KiB); a violation fails that connection. Commands on stdin: `stats`, `quit`
 //!   (EOF also quits).
 //!
 //! Machine-readable lines on stdout (`key=value`): `READY`, `RSS`, `WAITED`,
-//! `FANOUT`, `CONNECTED`, `CLIENTS`. Everything else goes to stderr.
+//! `SYNCED`, `FANOUT`, `FUOTA`, `FUOTA_PROGRESS`, `CONNECTED`, `CLIENTS`. A free
+//! text value (an error, a status reason) is always the last field of its line.
+//! Everything else goes to stderr.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,6 +129,9 @@ struct ServerArgs {
     /// PHYPayload bytes per downlink.
     #[arg(long, default_value_t = 20)]
     pdu_len: usize,
+    /// `fuota`: the multicast session starts this many seconds after the command.
+    #[arg(long, default_value_t = 5)]
+    fuota_start_in: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +177,10 @@ struct ClientArgs {
     /// Tokio worker threads (default: number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
+    /// Act as gateways with a PPS pulse: after router_config send one `timesync`
+    /// (lns-protocol.md §6.2), so the server marks them as having GPS time.
+    #[arg(long)]
+    pps: bool,
 }
 
 fn main() {
@@ -318,6 +335,14 @@ async fn server(a: ServerArgs) -> Result<(), String> {
     };
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut round = 0;
+    let api = ApiClient::new(
+        &format!("http://{}", running.api_addr),
+        API_TOKEN.into(),
+        None,
+    )
+    .map_err(|e| format!("API client: {e}"))?;
+    // The FUOTA task started by `fuota`, and when that command was given.
+    let mut task: Option<(String, Instant)> = None;
     loop {
         let line = match lines.next_line().await {
             Ok(Some(l)) => l,
@@ -345,13 +370,43 @@ async fn server(a: ServerArgs) -> Result<(), String> {
                     t.elapsed().as_secs_f64()
                 ));
             }
+            ["waitsync", n, secs] => {
+                let n: usize = n.parse().unwrap_or(0);
+                let secs: f64 = secs.parse().unwrap_or(60.0);
+                let t = Instant::now();
+                let mut s = sync_counts(&app);
+                while s.2 < n && t.elapsed().as_secs_f64() < secs {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    s = sync_counts(&app);
+                }
+                let (sessions, gps, both, anchored) = s;
+                say(format!(
+                    "SYNCED sessions={sessions} gps={gps} anchored={anchored} gps_and_anchored={both} secs={:.2}",
+                    t.elapsed().as_secs_f64()
+                ));
+            }
             ["fanout"] => {
                 round += 1;
                 say(fanout(&app, &dl, round).await);
             }
+            ["fuota", bytes] => match bytes.parse::<usize>() {
+                Ok(bytes) => {
+                    let at = Instant::now();
+                    let (id, line) = fuota(&api, &a.state, bytes, a.fuota_start_in).await;
+                    if let Some(id) = id {
+                        task = Some((id, at));
+                    }
+                    say(line);
+                }
+                Err(e) => eprintln!("lns-load server: fuota {bytes:?}: {e}"),
+            },
+            ["progress"] => match &task {
+                Some((id, at)) => say(progress(&api, id, *at).await),
+                None => say("FUOTA_PROGRESS ok=0 error=no FUOTA task started".into()),
+            },
             ["quit"] => break,
             other => eprintln!(
-                "lns-load server: unknown command {other:?} (rss | wait N SECS | fanout | quit)"
+                "lns-load server: unknown command {other:?} (rss | wait N SECS | waitsync N SECS | fanout | fuota BYTES | progress | quit)"
             ),
         }
     }
@@ -499,6 +554,223 @@ async fn fanout(app: &App, dl: &Downlink, round: u32) -> String {
     )
 }
 
+/// Open sessions: (all, with GPS time, with GPS time and a time anchor, anchored).
+fn sync_counts(app: &App) -> (usize, usize, usize, usize) {
+    let euis = app.lns.connected();
+    let (mut gps, mut both, mut anchored) = (0, 0, 0);
+    for e in &euis {
+        if let Some(c) = app.lns.connection(*e) {
+            gps += usize::from(c.stats.gps);
+            anchored += usize::from(c.stats.anchored);
+            both += usize::from(c.stats.gps && c.stats.anchored);
+        }
+    }
+    (euis.len(), gps, both, anchored)
+}
+
+/// `v[key]` as a `key=value` field: strings without quotes, absent as `na`.
+fn kv(name: &str, v: &Value) -> String {
+    match v {
+        Value::Null => format!("{name}=na"),
+        Value::String(s) => format!("{name}={s}"),
+        other => format!("{name}={other}"),
+    }
+}
+
+/// A single-line, field-safe version of a free text (it goes last on its line).
+fn text(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The plan's key numbers as `key=value` fields.
+fn plan_fields(plan: &Value) -> String {
+    [
+        ("gateways", "Gateways"),
+        ("total_fragments", "TotalFragments"),
+        ("uncoded", "UncodedFragments"),
+        ("coded", "CodedFragments"),
+        ("bytes_per_frame", "BytesPerFrame"),
+        ("time_on_air_ms", "TimeOnAirMs"),
+        ("frame_spacing_ms", "FrameSpacingMs"),
+        ("slots_per_round", "SlotsPerRound"),
+        ("wall_time_s", "WallTimeS"),
+        ("min_wall_time_s", "MinWallTimeS"),
+        ("estimated_start", "EstimatedStart"),
+        ("estimated_finish", "EstimatedFinish"),
+        ("session_end", "SessionEndTime"),
+        ("fits_session", "FitsSession"),
+    ]
+    .iter()
+    .map(|(k, j)| kv(k, &plan[*j]))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// `fuota BYTES`: group, session, image, task, association and start, all
+/// through the operator API. Returns the started task's Id and the `FUOTA` line.
+async fn fuota(
+    api: &ApiClient,
+    state: &Path,
+    bytes: usize,
+    start_in: i64,
+) -> (Option<String>, String) {
+    use hyper::Method;
+    let t0 = Instant::now();
+    let cpu0 = cpu_ms();
+    let fail = |step: &str, plan: &str, e: String| {
+        format!(
+            "FUOTA ok=0 bytes={bytes} step={step} {plan} {} error={}",
+            mem_line(),
+            text(&e)
+        )
+    };
+    // The image goes to a file and is streamed from there (as `stationkeeper
+    // blobs upload` does), so this process never holds it whole.
+    let file = state.join(format!("fuota-image-{bytes}.bin"));
+    if let Err(e) = write_random(&file, bytes) {
+        return (None, fail("image", "", format!("{}: {e}", file.display())));
+    }
+    let blob = match api.upload("/blobs", &file, |_| {}).await {
+        Ok(b) => b["Id"].as_str().unwrap_or_default().to_string(),
+        Err(e) => return (None, fail("upload", "", e)),
+    };
+    let after_upload = proc_status().get("VmRSS").copied().unwrap_or(0);
+    let mc_key = hex::encode(rand::random::<[u8; 16]>());
+    let group = match api
+        .call(
+            Method::POST,
+            "/multicast-groups",
+            Some(json!({"Name": "bench", "LoRaWAN": {
+                "RfRegion": "EU868", "DlClass": "ClassC",
+                "McAddr": "01020304", "McKey": mc_key}})),
+        )
+        .await
+    {
+        Ok(g) => g["Id"].as_str().unwrap_or_default().to_string(),
+        Err(e) => return (None, fail("group", "", e)),
+    };
+    let session_start = stationkeeper::app::format_unix_us(
+        stationkeeper::lorawan::gps::unix_now_us() + start_in * 1_000_000,
+    );
+    if let Err(e) = api
+        .call(
+            Method::PUT,
+            &format!("/multicast-groups/{group}/session"),
+            Some(json!({"LoRaWAN": {"DlDr": 5, "DlFreq": 869_525_000,
+                "SessionStartTime": session_start, "SessionTimeout": 32768}})),
+        )
+        .await
+    {
+        return (None, fail("session", "", e));
+    }
+    let task = match api
+        .call(
+            Method::POST,
+            "/fuota-tasks",
+            Some(json!({"Name": "bench", "LoRaWAN": {"RfRegion": "EU868"},
+                "FirmwareUpdateImage": blob, "RedundancyPercent": 10,
+                "FragmentSizeBytes": 239})),
+        )
+        .await
+    {
+        Ok(t) => t["Id"].as_str().unwrap_or_default().to_string(),
+        Err(e) => return (None, fail("task", "", e)),
+    };
+    if let Err(e) = api
+        .call(
+            Method::PUT,
+            &format!("/fuota-tasks/{task}/multicast-group"),
+            Some(json!({"MulticastGroupId": group})),
+        )
+        .await
+    {
+        return (None, fail("associate", "", e));
+    }
+    // The plan as the operator sees it before starting (gateway slots included).
+    let before = api
+        .call(Method::GET, &format!("/fuota-tasks/{task}"), None)
+        .await
+        .map(|t| plan_fields(&t["Plan"]))
+        .unwrap_or_default();
+    if let Err(e) = api
+        .call(
+            Method::PUT,
+            &format!("/fuota-tasks/{task}"),
+            Some(json!({"LoRaWAN": {}})),
+        )
+        .await
+    {
+        return (None, fail("start", &before, e));
+    }
+    let setup_ms = ms(t0.elapsed());
+    let cpu = cpu_ms() - cpu0;
+    let line = match api
+        .call(Method::GET, &format!("/fuota-tasks/{task}"), None)
+        .await
+    {
+        Ok(t) => format!(
+            "FUOTA ok=1 task={task} group={group} bytes={bytes} {} status={} setup_ms={setup_ms} cpu_ms_setup={cpu} rss_after_upload_kib={after_upload} {}",
+            plan_fields(&t["Plan"]),
+            t["Status"].as_str().unwrap_or("?"),
+            mem_line()
+        ),
+        Err(e) => fail("get", &before, e),
+    };
+    (Some(task), line)
+}
+
+/// BYTES random bytes in `path`, written in 64 KiB pieces.
+fn write_random(path: &Path, bytes: usize) -> std::io::Result<()> {
+    use rand::RngCore;
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rand::thread_rng().fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n])?;
+        left -= n;
+    }
+    f.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// `progress`: the task's counts from `GET /fuota-tasks/{Id}`.
+async fn progress(api: &ApiClient, task: &str, since: Instant) -> String {
+    let t_s = since.elapsed().as_secs_f64();
+    match api
+        .call(hyper::Method::GET, &format!("/fuota-tasks/{task}"), None)
+        .await
+    {
+        Ok(t) => {
+            let p = &t["Progress"];
+            let gws = p["Gateways"].as_array().map_or(&[][..], |v| v.as_slice());
+            let done = gws.iter().filter(|g| g["Done"] == true).count();
+            let next_min = gws.iter().filter_map(|g| g["NextFragment"].as_u64()).min();
+            let next_max = gws.iter().filter_map(|g| g["NextFragment"].as_u64()).max();
+            let connected = gws
+                .iter()
+                .filter(|g| g["ConnectionStatus"] == "Connected")
+                .count();
+            format!(
+                "FUOTA_PROGRESS ok=1 t_s={t_s:.1} status={} sent={} confirmed={} failed={} fragments_per_gateway={} gateways={} connected={connected} gateways_done={done} next_fragment_min={} next_fragment_max={} {} {} reason={}",
+                t["Status"].as_str().unwrap_or("?"),
+                p["Sent"],
+                p["Confirmed"],
+                p["Failed"],
+                p["FragmentsPerGateway"],
+                gws.len(),
+                next_min.map_or("na".into(), |n| n.to_string()),
+                next_max.map_or("na".into(), |n| n.to_string()),
+                kv("slots_per_round", &p["SlotsPerRound"]),
+                kv("estimated_finish", &p["EstimatedFinish"]),
+                text(t["StatusReason"].as_str().unwrap_or(""))
+            )
+        }
+        Err(e) => format!("FUOTA_PROGRESS ok=0 t_s={t_s:.1} error={}", text(&e)),
+    }
+}
+
 // ------------------------------------------------------------------ clients mode
 
 #[derive(Default)]
@@ -511,6 +783,9 @@ struct Counters {
     dntxed: AtomicU64,
     pings: AtomicU64,
     getxtime: AtomicU64,
+    /// `timesync` requests sent (--pps).
+    timesync_sent: AtomicU64,
+    /// `timesync` messages from the server (replies and pushes).
     timesync: AtomicU64,
     other: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
@@ -528,7 +803,7 @@ impl Counters {
     fn line(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "established={} failed={} dropped={} dnmsg={} dntxed={} pings={} getxtime={} timesync={} other={}",
+            "established={} failed={} dropped={} dnmsg={} dntxed={} pings={} getxtime={} timesync_sent={} timesync={} other={}",
             g(&self.established),
             g(&self.failed),
             g(&self.dropped),
@@ -536,6 +811,7 @@ impl Counters {
             g(&self.dntxed),
             g(&self.pings),
             g(&self.getxtime),
+            g(&self.timesync_sent),
             g(&self.timesync),
             g(&self.other)
         )
@@ -575,6 +851,7 @@ struct Target {
     tls: TlsConnector,
     setup_timeout: Duration,
     tx_delay: Duration,
+    pps: bool,
 }
 
 async fn clients(a: ClientArgs) -> Result<(), String> {
@@ -605,6 +882,7 @@ async fn clients(a: ClientArgs) -> Result<(), String> {
         tls: TlsConnector::from(Arc::new(client_config(&a)?)),
         setup_timeout: Duration::from_secs_f64(a.timeout),
         tx_delay: Duration::from_millis(a.tx_delay_ms),
+        pps: a.pps,
     });
     let counters = Arc::new(Counters::default());
     let stop = CancellationToken::new();
@@ -828,6 +1106,16 @@ fn close_reason(p: &[u8]) -> String {
 /// Serves an established connection; returns why it ended.
 async fn serve(ws: &mut Ws<Tls>, _eui: u64, t: &Target, c: &Counters) -> String {
     let born = Instant::now();
+    if t.pps {
+        // A PPS gateway that does not know the GPS time yet asks for it right
+        // after router_config (station keeps asking in bursts until a reply fits;
+        // the server's first reply is enough here).
+        let m = json!({"msgtype": "timesync", "txtime": born.elapsed().as_micros() as i64});
+        if let Err(e) = ws.send(0x1, m.to_string().as_bytes()).await {
+            return format!("timesync write: {e}");
+        }
+        c.timesync_sent.fetch_add(1, Ordering::Relaxed);
+    }
     loop {
         let (op, payload) = match ws.recv().await {
             Ok(f) => f,
