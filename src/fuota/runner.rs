@@ -9,7 +9,7 @@
 //! its job at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -299,7 +299,7 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
         mc_app_s_key: group.mc_app_s_key,
         mc_nwk_s_key: group.mc_nwk_s_key,
     };
-    let frames = Arc::new(build_frames(&setup, &keys, group.mc_addr, fcnt_base, image).await?);
+    let frames = build_frames(&setup, &keys, group.mc_addr, fcnt_base, image).await?;
     let pseudo_eui = 0x4d43_0000_0000_0000 | u64::from(group.mc_addr);
 
     let progress = app
@@ -462,7 +462,7 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
             };
             let dl = Downlink {
                 dev_eui: pseudo_eui,
-                pdu: frames[usize::from(s.n) - 1].clone(),
+                pdu: frames.get(s.n).to_vec(),
                 timing,
                 priority: 0,
             };
@@ -542,29 +542,51 @@ async fn build_frames(
     mc_addr: u32,
     fcnt_base: u32,
     image: Vec<u8>,
-) -> Result<Vec<Vec<u8>>, String> {
+) -> Result<Frames, String> {
     let frag_size = usize::from(setup.plan.frags.frag_size);
     let redundancy = usize::from(setup.plan.frags.redundancy);
+    let len = setup.plan.phy_payload_len;
     let keys = *keys;
     tokio::task::spawn_blocking(move || {
         let frags = fragment(&image, frag_size, redundancy);
-        frags
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let n = (i + 1) as u16;
-                let payload =
-                    data_fragment_payload(IndexAndN::new(0, n).map_err(|e| e.to_string())?, f);
-                Ok(multicast_data_frame(
-                    &keys,
-                    mc_addr,
-                    fcnt_base.wrapping_add(u32::from(n) - 1),
-                    FPORT,
-                    &payload,
-                ))
-            })
-            .collect()
+        drop(image);
+        // One buffer for all frames: they are all `len` bytes long.
+        let mut bytes = Vec::with_capacity(frags.len() * len);
+        for (i, f) in frags.iter().enumerate() {
+            let n = (i + 1) as u16;
+            let payload =
+                data_fragment_payload(IndexAndN::new(0, n).map_err(|e| e.to_string())?, f);
+            let frame = multicast_data_frame(
+                &keys,
+                mc_addr,
+                fcnt_base.wrapping_add(u32::from(n) - 1),
+                FPORT,
+                &payload,
+            );
+            if frame.len() != len {
+                return Err(format!(
+                    "frame {n} is {} bytes, the plan says {len}",
+                    frame.len()
+                ));
+            }
+            bytes.extend_from_slice(&frame);
+        }
+        Ok(Frames { len, bytes })
     })
     .await
     .map_err(|e| format!("building frames: {e}"))?
+}
+
+/// The frames of a session, back to back (all have the plan's PHYPayload length).
+struct Frames {
+    len: usize,
+    bytes: Vec<u8>,
+}
+
+impl Frames {
+    /// Fragment `n`'s frame (1-based).
+    fn get(&self, n: u16) -> &[u8] {
+        let i = usize::from(n) - 1;
+        &self.bytes[i * self.len..(i + 1) * self.len]
+    }
 }
