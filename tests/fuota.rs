@@ -193,10 +193,10 @@ const M: usize = 13;
 const TOTAL: usize = 17;
 
 /// Group, session from now + 2 s on EU868 DR5 869.525 MHz (10 %), task, started.
-async fn started_task(srv: &TestServer, img: &[u8]) -> String {
+async fn started_task(srv: &TestServer, img: &[u8], extra: Value) -> String {
     let group = srv.create_group("ClassC").await;
     srv.set_session(&group, json!({})).await.unwrap();
-    let task = srv.create_fuota_task(img, json!({})).await.unwrap();
+    let task = srv.create_fuota_task(img, extra).await.unwrap();
     srv.associate(&task, &group).await.unwrap();
     let before = srv.get(&format!("/fuota-tasks/{task}")).await;
     assert_eq!(before["Status"], "Pending");
@@ -232,7 +232,7 @@ async fn an_image_goes_out_through_gps_and_staggered_gateways_and_devices_rebuil
     anchored(&srv, 0xb2, true).await;
     anchored(&srv, 0xc3, false).await;
     let img = image(IMAGE_LEN, 1);
-    let task = started_task(&srv, &img).await;
+    let task = started_task(&srv, &img, json!({})).await;
     let plan = srv.get(&format!("/fuota-tasks/{task}")).await["Plan"].clone();
     assert_eq!(plan["Gateways"], 3);
     assert_eq!(
@@ -316,7 +316,7 @@ async fn a_restart_mid_session_resumes_without_reusing_counters_or_skipping() {
     let (st, s1) = connect(&srv, 0xd4, false).await;
     anchored(&srv, 0xd4, false).await;
     let img = image(IMAGE_LEN, 2);
-    let task = started_task(&srv, &img).await;
+    let task = started_task(&srv, &img, json!({})).await;
     wait_status(&srv, &task, "In_FuotaSession", T).await;
     // Let a few fragments go out, then stop the server mid-session.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -388,7 +388,7 @@ async fn two_tasks_through_one_gateway_share_its_duty_cycle() {
     let srv = TestServer::start().await;
     let (_, s) = connect(&srv, 0xd7, false).await;
     anchored(&srv, 0xd7, false).await;
-    let first = started_task(&srv, &image(IMAGE_LEN, 7)).await;
+    let first = started_task(&srv, &image(IMAGE_LEN, 7), json!({})).await;
     // A second group (another McAddr) on the same frequency, sending at once.
     let group = srv
         .call(
@@ -431,7 +431,7 @@ async fn a_gateway_that_drops_out_resumes_where_it_stopped() {
     let (st, mut s1) = connect(&srv, 0xd6, false).await;
     anchored(&srv, 0xd6, false).await;
     let img = image(IMAGE_LEN, 6);
-    let task = started_task(&srv, &img).await;
+    let task = started_task(&srv, &img, json!({})).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while on_air(&s1).len() < 4 {
         assert!(Instant::now() < deadline, "no fragments went out");
@@ -493,15 +493,27 @@ async fn a_kill_9_mid_session_resumes_in_the_next_process() {
 }
 
 #[tokio::test]
-async fn deleting_a_running_task_stops_sending_at_once() {
+async fn fragment_interval_paces_and_deleting_stops_sending_at_once() {
     let srv = TestServer::start().await;
     let (_, s) = connect(&srv, 0xe5, false).await;
     anchored(&srv, 0xe5, false).await;
-    let task = started_task(&srv, &image(IMAGE_LEN, 3)).await;
+    // FragmentIntervalMS above the duty cycle's 0.72 s sets the pace.
+    let task = started_task(
+        &srv,
+        &image(IMAGE_LEN, 3),
+        json!({"FragmentIntervalMS": 1500}),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while on_air(&s).len() < 2 {
+    while on_air(&s).len() < 3 {
         assert!(Instant::now() < deadline, "no fragments went out");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for w in on_air(&s).windows(2) {
+        assert!(
+            w[1].utc_us - w[0].utc_us >= 1_500_000,
+            "never faster than FragmentIntervalMS"
+        );
     }
     srv.call(Method::DELETE, &format!("/fuota-tasks/{task}"), None)
         .await

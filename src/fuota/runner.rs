@@ -34,6 +34,8 @@ const LEAD_US: i64 = 1_000_000;
 /// (station aims 20 ms ahead), and the gateway's next one waits this much longer.
 const ASAP_LEAD_US: i64 = 20_000;
 const ASAP_MARGIN_US: i64 = 50_000;
+/// Frames are built this long before the first one is handed over.
+const PREPARE_US: i64 = 5_000_000;
 /// The supervisor looks for new tasks at least this often.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(5);
 
@@ -267,6 +269,14 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
         .blobs
         .path(&task.blob_id)
         .ok_or_else(|| format!("bad blob id {}", task.blob_id))?;
+    let (Some(fcnt_base), Some(start)) = (task.fcnt_base, task.start_time.as_deref()) else {
+        return Err("a started task without counters or start time".into());
+    };
+    let start_us = parse_time(start)?;
+    // A task may wait days for its start: build its frames only shortly before.
+    if !sleep_until_us(start_us - LEAD_US - PREPARE_US, cancel).await {
+        return Ok(());
+    }
     let image = match tokio::fs::read(&path).await {
         Ok(i) => i,
         Err(e) => {
@@ -283,10 +293,6 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
             return Ok(());
         }
     };
-    let (Some(fcnt_base), Some(start)) = (task.fcnt_base, task.start_time.as_deref()) else {
-        return Err("a started task without counters or start time".into());
-    };
-    let start_us = parse_time(start)?;
     let unresolved = app
         .store
         .close_unresolved_fuota_sends(id.clone())
