@@ -259,200 +259,306 @@ fn finished(app: &App, id: &str, reason: Option<String>) -> impl std::future::Fu
 
 /// Runs one task to its end, or until `cancel` fires.
 async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Result<(), String> {
-    let id = task.id.clone();
-    let group_id = task
-        .group_id
-        .clone()
-        .ok_or("the task has no multicast group")?;
-    let group = app.store.group(group_id).await.map_err(|e| e.to_string())?;
-    let path = app
-        .blobs
-        .path(&task.blob_id)
-        .ok_or_else(|| format!("bad blob id {}", task.blob_id))?;
-    let (Some(fcnt_base), Some(start)) = (task.fcnt_base, task.start_time.as_deref()) else {
-        return Err("a started task without counters or start time".into());
-    };
-    let start_us = parse_time(start)?;
-    // A task may wait days for its start: build its frames only shortly before.
-    if !sleep_until_us(start_us - LEAD_US - PREPARE_US, cancel).await {
-        return Ok(());
+    match Job::prepare(app, task, cancel).await? {
+        Some(job) => job.send_all().await,
+        None => Ok(()),
     }
-    let image = match tokio::fs::read(&path).await {
-        Ok(i) => i,
-        Err(e) => {
-            // Retrying cannot help: end the task and say why.
-            let reason = format!("cannot read the image {}: {e}", path.display());
-            finished(app, &id, Some(reason)).await;
-            return Ok(());
-        }
-    };
-    let setup = match setup(&task, &group, image.len()) {
-        Ok(s) => s,
-        Err(e) => {
-            finished(app, &id, Some(format!("cannot run: {e}"))).await;
-            return Ok(());
-        }
-    };
-    let unresolved = app
-        .store
-        .close_unresolved_fuota_sends(id.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    if unresolved > 0 {
-        tracing::warn!(task = %id, frames = unresolved, "frames handed over before the restart had no outcome; counted as failed, not sent again");
-    }
-    let keys = McSessionKeys {
-        mc_app_s_key: group.mc_app_s_key,
-        mc_nwk_s_key: group.mc_nwk_s_key,
-    };
-    let frames = build_frames(&setup, &keys, group.mc_addr, fcnt_base, image).await?;
-    let pseudo_eui = 0x4d43_0000_0000_0000 | u64::from(group.mc_addr);
+}
 
-    let progress = app
-        .store
-        .fuota_progress(id.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    // After a restart the gateways' last frames may be a spacing ago at most.
-    let resumed = task.status == Status::InSession;
-    let not_before = if resumed {
-        unix_now_us() + setup.pace.spacing_us
-    } else {
-        0
-    };
-    let mut carriers: Vec<Carrier> = progress
-        .iter()
-        .map(|p| Carrier {
-            id: p.gateway_id.clone(),
-            eui: p.eui,
-            state: schedule::Gateway {
-                next_n: p.next_n,
-                connected: false,
-                gps: false,
-                anchored: false,
-                not_before_us: not_before,
-            },
-        })
-        .collect();
-    if !sleep_until_us(start_us - LEAD_US, cancel).await {
-        return Ok(());
-    }
-    if task.status == Status::SessionWaiting {
-        app.store
-            .set_fuota_status(
-                id.clone(),
-                Status::SessionWaiting,
-                Status::InSession,
-                None,
-                None,
-            )
+/// A task about to send, or sending: what is fixed for the session, its
+/// gateways' state, and the sends whose outcome is not known yet.
+struct Job {
+    app: App,
+    id: String,
+    setup: Setup,
+    frames: Frames,
+    /// Station needs a non-zero DevEui to answer `dntxed`; one per group.
+    pseudo_eui: u64,
+    carriers: Vec<Carrier>,
+    /// The station duty-cycle budget the session's frequency is in, and how long
+    /// each frame spends of it.
+    band: u64,
+    band_block_us: i64,
+    cancel: CancellationToken,
+    pending: JoinSet<(String, bool)>,
+    outcomes: Vec<(String, bool)>,
+}
+
+impl Job {
+    /// Waits until shortly before the start, builds the frames, loads the
+    /// gateways' progress and moves the task to `In_FuotaSession`. `None` when
+    /// cancelled, or when the task cannot run (it is then `FuotaDone` with why).
+    async fn prepare(
+        app: &App,
+        task: FuotaTaskRow,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Job>, String> {
+        let id = task.id.clone();
+        let group_id = task
+            .group_id
+            .clone()
+            .ok_or("the task has no multicast group")?;
+        let group = app.store.group(group_id).await.map_err(|e| e.to_string())?;
+        let (Some(fcnt_base), Some(start)) = (task.fcnt_base, task.start_time.as_deref()) else {
+            return Err("a started task without counters or start time".into());
+        };
+        let start_us = parse_time(start)?;
+        // A task may wait days for its start: build its frames only shortly before.
+        if !sleep_until_us(start_us - LEAD_US - PREPARE_US, cancel).await {
+            return Ok(None);
+        }
+        let path = app
+            .blobs
+            .path(&task.blob_id)
+            .ok_or_else(|| format!("bad blob id {}", task.blob_id))?;
+        let image = match tokio::fs::read(&path).await {
+            Ok(i) => i,
+            Err(e) => {
+                // Retrying cannot help: end the task and say why.
+                let reason = format!("cannot read the image {}: {e}", path.display());
+                finished(app, &id, Some(reason)).await;
+                return Ok(None);
+            }
+        };
+        let setup = match setup(&task, &group, image.len()) {
+            Ok(s) => s,
+            Err(e) => {
+                finished(app, &id, Some(format!("cannot run: {e}"))).await;
+                return Ok(None);
+            }
+        };
+        let unresolved = app
+            .store
+            .close_unresolved_fuota_sends(id.clone())
             .await
             .map_err(|e| e.to_string())?;
-        tracing::info!(task = %id, from = "FuotaSession_Waiting", to = "In_FuotaSession", frames = setup.pace.total, "FUOTA task transition");
+        if unresolved > 0 {
+            tracing::warn!(task = %id, frames = unresolved, "frames handed over before the restart had no outcome; counted as failed, not sent again");
+        }
+        let keys = McSessionKeys {
+            mc_app_s_key: group.mc_app_s_key,
+            mc_nwk_s_key: group.mc_nwk_s_key,
+        };
+        let frames = build_frames(&setup, &keys, group.mc_addr, fcnt_base, image).await?;
+        // After a restart the gateways' last frames may be a spacing ago at most.
+        let not_before = if task.status == Status::InSession {
+            unix_now_us() + setup.pace.spacing_us
+        } else {
+            0
+        };
+        let carriers = app
+            .store
+            .fuota_progress(id.clone())
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|p| Carrier {
+                id: p.gateway_id,
+                eui: p.eui,
+                state: schedule::Gateway {
+                    next_n: p.next_n,
+                    connected: false,
+                    gps: false,
+                    anchored: false,
+                    not_before_us: not_before,
+                },
+            })
+            .collect();
+        if !sleep_until_us(start_us - LEAD_US, cancel).await {
+            return Ok(None);
+        }
+        if task.status == Status::SessionWaiting {
+            app.store
+                .set_fuota_status(
+                    id.clone(),
+                    Status::SessionWaiting,
+                    Status::InSession,
+                    None,
+                    None,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(task = %id, from = "FuotaSession_Waiting", to = "In_FuotaSession", frames = setup.pace.total, "FUOTA task transition");
+        }
+        let (band, permille) = plan::station_band(&task.rf_region, setup.session.dl_freq);
+        Ok(Some(Job {
+            app: app.clone(),
+            id,
+            // Station blocks the band for airtime / duty cycle after each start;
+            // never longer than the task's own spacing.
+            band_block_us: plan::station_block_us(setup.pace.airtime_us as u64, permille) as i64,
+            band,
+            setup,
+            frames,
+            pseudo_eui: 0x4d43_0000_0000_0000 | u64::from(group.mc_addr),
+            carriers,
+            cancel: cancel.clone(),
+            pending: JoinSet::new(),
+            outcomes: Vec::new(),
+        }))
     }
 
-    let class_b = matches!(setup.pace.clock, Clock::ClassB { .. });
-    let to_clock = |unix: i64| {
-        if class_b {
+    fn class_b(&self) -> bool {
+        matches!(self.setup.pace.clock, Clock::ClassB { .. })
+    }
+
+    /// Unix µs to the schedule's clock (GPS µs for class B).
+    fn to_clock(&self, unix: i64) -> i64 {
+        if self.class_b() {
             gps_from_unix_us(unix)
         } else {
             unix
         }
-    };
-    let to_unix = |t: i64| if class_b { unix_from_gps_us(t) } else { t };
-    let session_end = setup.session.end_us();
-    let (band, permille) = plan::station_band(&task.rf_region, setup.session.dl_freq);
-    // Station blocks the band for airtime / duty cycle after each start.
-    // (Never longer than the task's own spacing, so alone it never waits for it.)
-    let band_block_us = plan::station_block_us(setup.pace.airtime_us as u64, permille) as i64;
-    let mut pending: JoinSet<(String, bool)> = JoinSet::new();
-    let mut outcomes = Vec::new();
-    let mut next_at = start_us.max(unix_now_us() + LEAD_US);
-    let reason = loop {
-        if cancel.is_cancelled() {
-            return Ok(());
+    }
+
+    fn to_unix(&self, t: i64) -> i64 {
+        if self.class_b() {
+            unix_from_gps_us(t)
+        } else {
+            t
         }
-        let t0 = next_at.max(unix_now_us() + LEAD_US);
-        if carriers.iter().all(|c| c.state.next_n > setup.pace.total) {
-            break None;
+    }
+
+    /// Sends round after round until every gateway is done or the session window
+    /// ends, then waits for the last outcomes and marks the task `FuotaDone`.
+    async fn send_all(mut self) -> Result<(), String> {
+        let total = self.setup.pace.total;
+        let mut next_at = unix_now_us() + LEAD_US;
+        let reason = loop {
+            let t0 = next_at.max(unix_now_us() + LEAD_US);
+            if self.carriers.iter().all(|c| c.state.next_n > total) {
+                break None;
+            }
+            if t0 + self.setup.pace.airtime_us > self.setup.session.end_us() {
+                let behind: Vec<String> = self
+                    .carriers
+                    .iter()
+                    .filter(|c| c.state.next_n <= total)
+                    .map(|c| format!("{} at fragment {}", c.eui, c.state.next_n))
+                    .collect();
+                break Some(format!(
+                    "the multicast session window ended before every gateway sent every fragment: {}",
+                    behind.join(", ")
+                ));
+            }
+            self.refresh_connections();
+            let round = self.plan_round(t0);
+            self.record(&round).await?;
+            self.dispatch(&round);
+            next_at = if round.sends.is_empty() {
+                // Nobody can send now (all disconnected, or waiting out their spacing).
+                unix_now_us() + 1_000_000
+            } else {
+                self.to_unix(round.next_at_us)
+            };
+            self.show_eta(&round, next_at);
+            if !self.collect_until(next_at - LEAD_US).await {
+                return Ok(());
+            }
+        };
+        // Let the last frames' outcomes arrive (each has its own deadline).
+        loop {
+            tokio::select! {
+                done = self.pending.join_next() => match done {
+                    Some(Ok(o)) => self.outcomes.push(o),
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                _ = self.cancel.cancelled() => return Ok(()),
+            }
         }
-        if t0 + setup.pace.airtime_us > session_end {
-            let behind: Vec<String> = carriers
-                .iter()
-                .filter(|c| c.state.next_n <= setup.pace.total)
-                .map(|c| format!("{} at fragment {}", c.eui, c.state.next_n))
-                .collect();
-            break Some(format!(
-                "the multicast session window ended before every gateway sent every fragment: {}",
-                behind.join(", ")
-            ));
+        if !self.outcomes.is_empty() {
+            let record = RoundRecord {
+                claims: Vec::new(),
+                outcomes: std::mem::take(&mut self.outcomes),
+            };
+            self.app
+                .store
+                .record_fuota_round(self.id.clone(), record)
+                .await
+                .map_err(|e| e.to_string())?;
         }
-        for c in carriers.iter_mut() {
-            let conn = app.lns.connection(c.eui);
+        finished(&self.app, &self.id, reason).await;
+        Ok(())
+    }
+
+    /// What the LNS knows of each gateway now: connected, time anchor, GPS.
+    fn refresh_connections(&mut self) {
+        for c in self.carriers.iter_mut() {
+            let conn = self.app.lns.connection(c.eui);
             c.state.connected = conn.is_some();
             c.state.anchored = conn.as_ref().is_some_and(|x| x.stats.anchored);
             c.state.gps = c.state.anchored && conn.as_ref().is_some_and(|x| x.stats.gps);
         }
-        // Other tasks through the same gateways spend the same bands: read, plan
-        // and reserve under one lock, so two tasks never take overlapping budget.
-        let round = {
-            let mut bands = app.fuota.bands();
-            let states: Vec<schedule::Gateway> = carriers
-                .iter()
-                .map(|c| {
-                    let mut s = c.state;
-                    if let Some(&until) = bands.get(&(c.eui, band)) {
-                        s.not_before_us = s.not_before_us.max(to_clock(until));
-                    }
-                    s
-                })
-                .collect();
-            let round = schedule::round(&setup.pace, to_clock(t0), &states);
-            for s in &round.sends {
-                let until = bands.entry((carriers[s.gateway].eui, band)).or_insert(0);
-                *until = (*until).max(to_unix(s.at_us) + band_block_us);
-            }
-            round
-        };
-        while let Some(done) = pending.try_join_next() {
+    }
+
+    /// Plans the round at `t0` (Unix µs). Other tasks through the same gateways
+    /// spend the same bands: read, plan and reserve under one lock, so two tasks
+    /// never take overlapping budget.
+    fn plan_round(&self, t0: i64) -> schedule::Round {
+        let mut bands = self.app.fuota.bands();
+        let states: Vec<schedule::Gateway> = self
+            .carriers
+            .iter()
+            .map(|c| {
+                let mut s = c.state;
+                if let Some(&until) = bands.get(&(c.eui, self.band)) {
+                    s.not_before_us = s.not_before_us.max(self.to_clock(until));
+                }
+                s
+            })
+            .collect();
+        let round = schedule::round(&self.setup.pace, self.to_clock(t0), &states);
+        for s in &round.sends {
+            let until = bands
+                .entry((self.carriers[s.gateway].eui, self.band))
+                .or_insert(0);
+            *until = (*until).max(self.to_unix(s.at_us) + self.band_block_us);
+        }
+        round
+    }
+
+    /// Stores the round's claims (write-ahead: durable before any frame leaves)
+    /// with the outcomes that came in since the last round.
+    async fn record(&mut self, round: &schedule::Round) -> Result<(), String> {
+        while let Some(done) = self.pending.try_join_next() {
             if let Ok(o) = done {
-                outcomes.push(o);
+                self.outcomes.push(o);
             }
         }
-        let mut record = RoundRecord {
-            claims: Vec::new(),
-            outcomes: std::mem::take(&mut outcomes),
+        let at = now();
+        let record = RoundRecord {
+            claims: round
+                .sends
+                .iter()
+                .map(|s| (self.carriers[s.gateway].id.clone(), s.n, at.clone()))
+                .collect(),
+            outcomes: std::mem::take(&mut self.outcomes),
         };
-        let at_text = now();
-        for s in &round.sends {
-            record
-                .claims
-                .push((carriers[s.gateway].id.clone(), s.n, at_text.clone()));
+        if record.claims.is_empty() && record.outcomes.is_empty() {
+            return Ok(());
         }
-        if !record.claims.is_empty() || !record.outcomes.is_empty() {
-            // Write-ahead: a claim is durable before its frame leaves.
-            app.store
-                .record_fuota_round(id.clone(), record)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let slots = {
-            let mut times: Vec<i64> = round.sends.iter().map(|s| s.at_us).collect();
-            times.dedup();
-            times.len()
-        };
+        self.app
+            .store
+            .record_fuota_round(self.id.clone(), record)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Hands the round's frames to the gateways; each send's outcome arrives in
+    /// `pending`.
+    fn dispatch(&mut self, round: &schedule::Round) {
+        let (dr, freq) = (self.setup.session.dl_dr, self.setup.session.dl_freq);
         for s in &round.sends {
-            let c = &mut carriers[s.gateway];
-            let at_unix = to_unix(s.at_us);
+            let at_unix = self.to_unix(s.at_us);
+            let margin = if s.how == How::Asap {
+                ASAP_MARGIN_US
+            } else {
+                0
+            };
+            let c = &mut self.carriers[s.gateway];
             c.state.next_n = s.n + 1;
-            c.state.not_before_us = s.at_us
-                + setup.pace.spacing_us
-                + if s.how == How::Asap {
-                    ASAP_MARGIN_US
-                } else {
-                    0
-                };
-            let (dr, freq) = (setup.session.dl_dr, setup.session.dl_freq);
+            c.state.not_before_us = s.at_us + self.setup.pace.spacing_us + margin;
             let timing = match s.how {
                 How::Exact => Timing::ClassCAtGps {
                     gps_us: gps_from_unix_us(at_unix),
@@ -467,77 +573,55 @@ async fn run(app: &App, task: FuotaTaskRow, cancel: &CancellationToken) -> Resul
                 },
             };
             let dl = Downlink {
-                dev_eui: pseudo_eui,
-                pdu: frames.get(s.n).to_vec(),
+                dev_eui: self.pseudo_eui,
+                pdu: self.frames.get(s.n).to_vec(),
                 timing,
                 priority: 0,
             };
-            let (app2, eui, gw, how, cancel2) =
-                (app.clone(), c.eui, c.id.clone(), s.how, cancel.clone());
-            pending.spawn(async move {
-                if how == How::Asap && !sleep_until_us(at_unix - ASAP_LEAD_US, &cancel2).await {
+            let (app, eui, gw, how) = (self.app.clone(), c.eui, c.id.clone(), s.how);
+            let cancel = self.cancel.clone();
+            self.pending.spawn(async move {
+                if how == How::Asap && !sleep_until_us(at_unix - ASAP_LEAD_US, &cancel).await {
                     return (gw, false);
                 }
-                let ok = matches!(app2.lns.send(eui, dl).await, Ok(Outcome::Transmitted(_)));
+                let ok = matches!(app.lns.send(eui, dl).await, Ok(Outcome::Transmitted(_)));
                 (gw, ok)
             });
         }
-        next_at = if round.sends.is_empty() {
-            // Nobody can send now (all disconnected, or waiting out their spacing).
-            unix_now_us() + 1_000_000
-        } else {
-            to_unix(round.next_at_us)
-        };
-        let remaining = carriers
+    }
+
+    fn show_eta(&self, round: &schedule::Round, next_at: i64) {
+        let mut times: Vec<i64> = round.sends.iter().map(|s| s.at_us).collect();
+        times.dedup();
+        let slots = times.len().max(1);
+        let remaining = self
+            .carriers
             .iter()
-            .map(|c| (setup.pace.total + 1).saturating_sub(c.state.next_n))
+            .map(|c| (self.setup.pace.total + 1).saturating_sub(c.state.next_n))
             .max()
             .unwrap_or(0);
-        app.fuota.set_live(
-            &id,
+        self.app.fuota.set_live(
+            &self.id,
             Live {
-                eta_us: estimated_finish(&setup, next_at, remaining, slots.max(1)),
-                slots: slots.max(1),
+                eta_us: estimated_finish(&self.setup, next_at, remaining, slots),
+                slots,
             },
         );
-        // Wait for the next round, recording outcomes as they arrive.
-        let wake_at = next_at - LEAD_US;
+    }
+
+    /// Collects outcomes until Unix µs `t`; false if cancelled first.
+    async fn collect_until(&mut self, t: i64) -> bool {
         loop {
-            let d = Duration::from_micros((wake_at - unix_now_us()).max(0) as u64);
+            let d = Duration::from_micros((t - unix_now_us()).max(0) as u64);
             tokio::select! {
-                _ = tokio::time::sleep(d) => break,
-                _ = cancel.cancelled() => return Ok(()),
-                Some(done) = pending.join_next(), if !pending.is_empty() => {
-                    if let Ok(o) = done { outcomes.push(o); }
+                _ = tokio::time::sleep(d) => return true,
+                _ = self.cancel.cancelled() => return false,
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    if let Ok(o) = done { self.outcomes.push(o); }
                 }
             }
         }
-    };
-    // Let the last frames' outcomes arrive (each has its own deadline).
-    loop {
-        tokio::select! {
-            done = pending.join_next() => match done {
-                Some(Ok(o)) => outcomes.push(o),
-                Some(Err(_)) => {}
-                None => break,
-            },
-            _ = cancel.cancelled() => return Ok(()),
-        }
     }
-    if !outcomes.is_empty() {
-        app.store
-            .record_fuota_round(
-                id.clone(),
-                RoundRecord {
-                    claims: Vec::new(),
-                    outcomes,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    finished(app, &id, reason).await;
-    Ok(())
 }
 
 /// Every frame of the session, in fragment order, built once and shared by all
