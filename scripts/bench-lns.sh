@@ -38,124 +38,19 @@ API_PORT=${API_PORT:-27001}
 SK_LOG=${SK_LOG:-info}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TMP=$(mktemp -d /tmp/bench-lns.XXXXXX)
-SRV_PID=
-CLI_PID=
-
-log() { printf '[bench-lns %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
-stop_pid() { # pid: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    exec 3>&- 4>&- 2>/dev/null || true
-    stop_pid "$CLI_PID"
-    stop_pid "$SRV_PID"
-    wait 2>/dev/null || true
-    if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-        log "kept $TMP (server.log, server.out, clients.out, clients.log)"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_line FILE REGEX SECS PID: the last line of FILE matching REGEX, within SECS
-# (fails early if PID exits)
-wait_line() {
-    local file=$1 re=$2 secs=$3 pid=$4 i
-    for i in $(seq $((secs * 10))); do
-        if grep -qE "$re" "$file" 2>/dev/null; then grep -E "$re" "$file" | tail -1; return 0; fi
-        kill -0 "$pid" 2>/dev/null || { sleep 0.2; grep -E "$re" "$file" 2>/dev/null | tail -1 && return 0; die "process $pid exited while waiting for /$re/ in $(basename "$file")"; }
-        sleep 0.1
-    done
-    die "no /$re/ in $(basename "$file") within $secs s"
-}
-# field LINE KEY: the value of KEY=value in LINE
-field() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2; exit }'; }
-
-port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }
-for p in "$LNS_PORT" "$API_PORT"; do port_free "$p" || die "port $p is in use (set LNS_PORT/API_PORT)"; done
-
-# 10k sockets per process plus the database and logs
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-[ "$(ulimit -n)" -gt $((N + 1000)) ] || die "ulimit -n is $(ulimit -n); need more than N+1000"
-
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building target/release/lns-load"
-    (cd "$REPO" && cargo build --release --bin lns-load) >&2
-fi
-BIN="$REPO/target/release/lns-load"
-[ -x "$BIN" ] || die "missing $BIN"
-
-# ---------------------------------------------------------------- register
-# In a process of its own: the measured server below starts fresh on the same
-# state dir (as after a restart), so no registration garbage sits in its RSS.
-log "registering $N gateways through the operator API"
-RUST_LOG=warn timeout $((300 + N / 10)) "$BIN" server --register --state "$TMP/state" \
-    --lns "127.0.0.1:$LNS_PORT" --api "127.0.0.1:$API_PORT" --n "$N" --tokens-out "$TMP/tokens.txt" \
-    </dev/null >"$TMP/register.out" 2>"$TMP/register.log" || { cat "$TMP/register.log" >&2; die "registration failed"; }
-REG=$(grep '^READY ' "$TMP/register.out") || die "registration: no READY line"
-[ "$(field "$REG" gateways)" = "$N" ] || die "registration: $REG"
-log "registered: $REG"
-
-# ---------------------------------------------------------------- server
-mkfifo "$TMP/server.in" "$TMP/clients.in"
-log "starting the measured server (stationkeeper in process, fresh)"
-RUST_LOG=$SK_LOG timeout 3600 "$BIN" server --state "$TMP/state" \
-    --lns "127.0.0.1:$LNS_PORT" --api "127.0.0.1:$API_PORT" --n "$N" \
-    <"$TMP/server.in" >"$TMP/server.out" 2>"$TMP/server.log" &
-SRV_PID=$!
-exec 3>"$TMP/server.in"
-READY=$(wait_line "$TMP/server.out" '^READY ' 60 "$SRV_PID")
-[ "$(field "$READY" gateways)" = "$N" ] || die "server: $READY"
-srv() { # command regex secs: send a command, return the newest matching line
-    local before
-    before=$(grep -cE "$2" "$TMP/server.out" || true)
-    echo "$1" >&3
-    local i
-    for i in $(seq $(($3 * 10))); do
-        [ "$(grep -cE "$2" "$TMP/server.out" || true)" -gt "$before" ] && { grep -E "$2" "$TMP/server.out" | tail -1; return 0; }
-        kill -0 "$SRV_PID" 2>/dev/null || die "server exited (see server.log)"
-        sleep 0.1
-    done
-    die "server gave no /$2/ within $3 s after '$1'"
-}
-cli() {
-    local before
-    before=$(grep -cE "$2" "$TMP/clients.out" || true)
-    echo "$1" >&4
-    local i
-    for i in $(seq $(($3 * 10))); do
-        [ "$(grep -cE "$2" "$TMP/clients.out" || true)" -gt "$before" ] && { grep -E "$2" "$TMP/clients.out" | tail -1; return 0; }
-        kill -0 "$CLI_PID" 2>/dev/null || die "clients exited (see clients.log)"
-        sleep 0.1
-    done
-    die "clients gave no /$2/ within $3 s after '$1'"
-}
+BENCH=bench-lns
+# shellcheck source=scripts/lns-load-common.sh
+. "$REPO/scripts/lns-load-common.sh"
+lns_load_setup
+lns_load_register
+lns_load_server
 sleep 2
 RSS0=$(srv rss '^RSS ' 10)
 log "before connections: $RSS0"
 
 # ---------------------------------------------------------------- connect
 log "connecting $N stations ($CONCURRENCY at a time)"
-timeout 3600 "$BIN" clients --file "$TMP/tokens.txt" --addr "127.0.0.1:$LNS_PORT" --sni localhost \
-    --ca "$TMP/state/pki/ca.crt" --n "$N" --concurrency "$CONCURRENCY" --kx "$KX" --tx-delay-ms "$TX_DELAY_MS" \
-    <"$TMP/clients.in" >"$TMP/clients.out" 2>"$TMP/clients.log" &
-CLI_PID=$!
-exec 4>"$TMP/clients.in"
-CONN=$(wait_line "$TMP/clients.out" '^CONNECTED ' $((120 + N / 10)) "$CLI_PID")
-log "clients: $CONN"
+lns_load_clients --concurrency "$CONCURRENCY" --kx "$KX" --tx-delay-ms "$TX_DELAY_MS"
 WAITED=$(srv "wait $N 30" '^WAITED ' 40)
 sleep "$SETTLE"
 RSS1=$(srv rss '^RSS ' 10)
@@ -197,7 +92,6 @@ SRV_WARN=$(grep -cE '\b(WARN|ERROR)\b' "$TMP/server.log" || true)
 # ---------------------------------------------------------------- summary
 kib() { field "$1" rss_kib; }
 per_conn() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.1f", (a - b) / n; else print "na" }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 OK=$(field "$CONN" ok)
 echo
 echo "== LNS load, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)"

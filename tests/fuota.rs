@@ -124,6 +124,15 @@ fn on_air(s: &Session) -> Vec<OnAir> {
     frames
 }
 
+/// Station 2.0.6's rule on 869.525 MHz, start to start: airtime / 10 %.
+fn assert_duty_cycle_10_percent(frames: &[OnAir]) {
+    for w in frames.windows(2) {
+        let gap = w[1].utc_us - w[0].utc_us;
+        let airtime = w[0].airtime_us;
+        assert!(gap >= airtime * 10, "{gap} µs after a {airtime} µs frame");
+    }
+}
+
 /// Opens every frame as a device would: (N, payload, FCnt) in air order.
 fn fragments(frames: &[OnAir]) -> Vec<(u16, Vec<u8>, u32)> {
     let (a, n) = (key(MC_APP_S_KEY), key(MC_NWK_S_KEY));
@@ -267,15 +276,7 @@ async fn an_image_goes_out_through_gps_and_staggered_gateways_and_devices_rebuil
         assert_eq!(ns, (1..=TOTAL as u16).collect::<Vec<_>>());
         let fcnts: Vec<u32> = frags.iter().map(|f| f.2).collect();
         assert!(fcnts.windows(2).all(|w| w[1] == w[0] + 1), "{fcnts:?}");
-        // Duty cycle (station 2.0.6's rule, start to start): airtime / 10 %.
-        for w in frames.windows(2) {
-            let gap = w[1].utc_us - w[0].utc_us;
-            assert!(
-                gap >= w[0].airtime_us * 10,
-                "{gap} µs after a {} µs frame",
-                w[0].airtime_us
-            );
-        }
+        assert_duty_cycle_10_percent(frames);
     }
     // Every gateway sent the identical frame for each fragment.
     for (n, ((a, b), c)) in air[0].iter().zip(&air[1]).zip(&air[2]).enumerate() {
@@ -415,14 +416,7 @@ async fn two_tasks_through_one_gateway_share_its_duty_cycle() {
     assert!(s.dropped().is_empty(), "station dropped: {:?}", s.dropped());
     let frames = on_air(&s);
     assert_eq!(frames.len(), 2 * TOTAL);
-    for w in frames.windows(2) {
-        let gap = w[1].utc_us - w[0].utc_us;
-        assert!(
-            gap >= w[0].airtime_us * 10,
-            "{gap} µs after a {} µs frame",
-            w[0].airtime_us
-        );
-    }
+    assert_duty_cycle_10_percent(&frames);
 }
 
 #[tokio::test]
