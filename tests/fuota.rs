@@ -441,6 +441,11 @@ async fn a_gateway_that_drops_out_resumes_where_it_stopped() {
         t["Progress"]["Gateways"][0]["ConnectionStatus"],
         "Disconnected"
     );
+    // While it runs, the ETA is there, and ahead.
+    let eta = t["Progress"]["EstimatedFinish"].as_str().expect("an ETA");
+    let eta =
+        time::OffsetDateTime::parse(eta, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(eta > time::OffsetDateTime::now_utc(), "{eta}");
     let s2 = session(&st, false).await;
     let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(60)).await;
     // Frames handed over ahead of their time (up to two at this pace) are lost
@@ -587,4 +592,62 @@ async fn class_b_fragments_go_out_at_the_groups_ping_slots() {
         dev.push(*n, payload);
     }
     assert_eq!(dev.image(0).as_deref(), Some(img.as_slice()));
+}
+
+#[tokio::test]
+async fn us915_without_a_duty_cycle_goes_at_air_time_pace() {
+    let srv = TestServer::start().await;
+    let (_, mut st) = srv
+        .lns_gateway(0xe6, json!({"RfRegion": "US915", "SubBands": [2]}))
+        .await;
+    st.pps = true;
+    let s = session(&st, true).await;
+    anchored(&srv, 0xe6, true).await;
+    let group = srv
+        .call(
+            Method::POST,
+            "/multicast-groups",
+            Some(json!({"LoRaWAN": {"RfRegion": "US915", "DlClass": "ClassC",
+                "McAddr": format!("{MC_ADDR:08x}"), "McKey": fuota::MC_KEY}})),
+        )
+        .await
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // DR13 (SF7/500 kHz) on the default RX2 frequency.
+    srv.set_session(&group, json!({"DlDr": 13, "DlFreq": 923300000}))
+        .await
+        .unwrap();
+    let img = image(IMAGE_LEN, 11);
+    let task = srv
+        .create_fuota_task(&img, json!({"LoRaWAN": {"RfRegion": "US915"}}))
+        .await
+        .unwrap();
+    srv.associate(&task, &group).await.unwrap();
+    let plan = srv.get(&format!("/fuota-tasks/{task}")).await["Plan"].clone();
+    assert_eq!(plan["DutyCyclePercent"], 100.0, "{plan}");
+    srv.start_fuota(&task, json!({})).await.unwrap();
+    let done = wait_status(&srv, &task, "FuotaDone", Duration::from_secs(30)).await;
+    assert_eq!(done["Progress"]["Confirmed"], TOTAL, "{done}");
+    assert!(s.dropped().is_empty(), "{:?}", s.dropped());
+    let frames = on_air(&s);
+    // Back to back (air time + station's gap), many more than [lns] max_inflight
+    // handed over ahead of their time, never overlapping.
+    for w in frames.windows(2) {
+        assert!(w[1].utc_us - w[0].utc_us >= w[0].airtime_us + 10_000);
+    }
+    let span = frames.last().unwrap().utc_us - frames[0].utc_us;
+    assert!(span < 3_000_000, "17 frames in {span} µs");
+    let mut dev = FragDecoder::new(M, 16);
+    for (n, payload, _) in fragments(&frames)
+        .iter()
+        .filter(|f| ![1u16, 2, 3].contains(&f.0))
+    {
+        dev.push(*n, payload);
+    }
+    assert_eq!(
+        dev.image(M * 16 - IMAGE_LEN).as_deref(),
+        Some(img.as_slice())
+    );
 }
