@@ -185,31 +185,80 @@ async fn api_body_cap_answers_413() {
     assert_eq!(v["Code"], "PayloadTooLarge");
 }
 
-#[tokio::test]
-async fn listing_pages_with_next_token() {
-    let srv = TestServer::start().await;
-    for i in 0..5u64 {
-        srv.create_gateway(0x1000 + i).await;
-    }
+/// Walks a list two at a time and returns the Ids, in order.
+async fn all_pages(srv: &TestServer, path: &str, key: &str) -> Vec<String> {
     let mut seen = vec![];
     let mut next: Option<String> = None;
     loop {
-        let path = match &next {
-            Some(t) => format!("/wireless-gateways?maxResults=2&nextToken={t}"),
-            None => "/wireless-gateways?maxResults=2".to_string(),
+        let url = match &next {
+            Some(t) => format!("{path}?maxResults=2&nextToken={t}"),
+            None => format!("{path}?maxResults=2"),
         };
-        let page = srv.get(&path).await;
-        let list = page["WirelessGatewayList"].as_array().unwrap();
-        assert!(list.len() <= 2);
+        let page = srv.get(&url).await;
+        let list = page[key].as_array().unwrap_or_else(|| panic!("{page}"));
+        assert!(list.len() <= 2, "{page}");
         seen.extend(list.iter().map(|g| g["Id"].as_str().unwrap().to_string()));
         match page.get("NextToken").and_then(Value::as_str) {
             Some(t) => next = Some(t.to_string()),
             None => break,
         }
     }
-    assert_eq!(seen.len(), 5);
-    seen.dedup();
-    assert_eq!(seen.len(), 5);
+    seen
+}
+
+#[tokio::test]
+async fn every_list_pages_with_next_token() {
+    use stationkeeper::firmware::signature;
+    let srv = TestServer::start_with(|c| c.firmware.allow_unverified = true).await;
+    // A well-formed signature by a key the server does not know (allowed here).
+    let (pem, _) = signature::generate();
+    let (sig, _) = signature::sign_digest(&signature::parse_private_key(&pem).unwrap(), &[0; 64]);
+    let mut blobs = vec![];
+    for i in 0..5u64 {
+        srv.create_gateway(0x1000 + i).await;
+        blobs.push(
+            srv.upload(&[i as u8; 10]).await["Id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let (_, raw) = signature::generate();
+        srv.register_key(&raw).await;
+        let v = (&*format!("2.0.{i}"), "1.0.0", "rpi");
+        srv.create_definition(TestServer::definition(&blobs[0], &sig, 7, v, None, true))
+            .await;
+        srv.create_group("ClassC").await;
+        srv.create_fuota_task(&[i as u8; 10], json!({}))
+            .await
+            .unwrap();
+    }
+    for (path, key) in [
+        ("/wireless-gateways", "WirelessGatewayList"),
+        ("/blobs", "Blobs"),
+        ("/signing-keys", "SigningKeys"),
+        ("/wireless-gateway-task-definitions", "TaskDefinitions"),
+        ("/multicast-groups", "MulticastGroupList"),
+        ("/fuota-tasks", "FuotaTaskList"),
+    ] {
+        let mut seen = all_pages(&srv, path, key).await;
+        assert_eq!(seen.len(), 5, "{path}: {seen:?}");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 5, "{path}: no Id twice");
+    }
+    // Pages put together are the whole list, in its order.
+    let whole: Vec<String> = srv.get("/blobs").await["Blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all_pages(&srv, "/blobs", "Blobs").await, whole);
+    let mut uploaded = blobs.clone();
+    uploaded.sort();
+    let mut listed = whole.clone();
+    listed.sort();
+    assert_eq!(listed, uploaded);
 }
 
 #[tokio::test]

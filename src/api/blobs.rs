@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{missing, ApiError, ApiJson};
+use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{new_id, now, App};
 use crate::blobstore::{parse_id, UploadError};
 use crate::firmware::signature;
@@ -70,11 +70,15 @@ async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoRespons
     ))
 }
 
-async fn list(State(app): State<App>) -> Result<Json<Value>, ApiError> {
-    let blobs = app.store.list_blobs().await?;
-    Ok(Json(
-        json!({"Blobs": blobs.iter().map(blob_json).collect::<Vec<_>>()}),
-    ))
+async fn list(
+    State(app): State<App>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let rows = app.store.list_blobs(page.next_token, limit + 1).await?;
+    let (blobs, next) = Page::split(limit, rows, |b| b.id.clone());
+    let list: Vec<Value> = blobs.iter().map(blob_json).collect();
+    Ok(Json(page_json("Blobs", list, next)))
 }
 
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -147,15 +151,23 @@ async fn create_key(
     ))
 }
 
-async fn list_keys(State(app): State<App>) -> Result<Json<Value>, ApiError> {
-    let keys = app.store.signing_keys().await?;
+async fn list_keys(
+    State(app): State<App>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .list_signing_keys(page.next_token, limit + 1)
+        .await?;
+    let (keys, next) = Page::split(limit, rows, |k| k.id.clone());
     let list: Vec<_> = keys
         .iter()
         .map(
             |k| json!({"Id": k.id, "Name": k.name, "KeyCrc": k.key_crc, "CreatedAt": k.created_at}),
         )
         .collect();
-    Ok(Json(json!({"SigningKeys": list})))
+    Ok(Json(page_json("SigningKeys", list, next)))
 }
 
 async fn delete_key(

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::blobs::existing_blob;
 use super::gateways::RF_REGIONS;
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::eui::Eui;
 use crate::fuota::codec::{
@@ -577,11 +577,9 @@ async fn list(
         .list_fuota_tasks(page.next_token, limit + 1)
         .await?;
     let (rows, next) = Page::split(limit, rows, |t| t.id.clone());
-    let mut out = json!({
-        "FuotaTaskList": rows.iter().map(|t| json!({"Id": t.id, "Name": t.name, "Status": t.status.as_str()})).collect::<Vec<_>>()
-    });
-    if let Some(t) = next {
-        out["NextToken"] = json!(t);
-    }
-    Ok(Json(out))
+    let list = rows
+        .iter()
+        .map(|t| json!({"Id": t.id, "Name": t.name, "Status": t.status.as_str()}))
+        .collect();
+    Ok(Json(page_json("FuotaTaskList", list, next)))
 }

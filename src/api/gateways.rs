@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{now, App};
 use crate::eui::Eui;
 use crate::store::{Gateway, GatewayPatch, NewGateway, Origin, StoreError};
@@ -192,11 +192,8 @@ async fn list(
     let limit = page.limit()?;
     let rows = app.store.list_gateways(page.next_token, limit + 1).await?;
     let (rows, next) = Page::split(limit, rows, |g| g.gw.id.clone());
-    let mut out = json!({"WirelessGatewayList": rows.iter().map(gateway_json).collect::<Vec<_>>()});
-    if let Some(t) = next {
-        out["NextToken"] = json!(t);
-    }
-    Ok(Json(out))
+    let list = rows.iter().map(gateway_json).collect();
+    Ok(Json(page_json("WirelessGatewayList", list, next)))
 }
 
 #[derive(Deserialize)]

@@ -116,6 +116,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// A list answer: `{key: items}`, plus `NextToken` when more remain.
+pub fn page_json(
+    key: &str,
+    items: Vec<serde_json::Value>,
+    next: Option<String>,
+) -> serde_json::Value {
+    let mut out = serde_json::json!({ key: items });
+    if let Some(t) = next {
+        out["NextToken"] = serde_json::json!(t);
+    }
+    out
+}
+
 /// `?maxResults=N&nextToken=T`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

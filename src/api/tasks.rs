@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::blobs::existing_blob;
 use super::gateways::find;
-use super::{missing, ApiError, ApiJson};
+use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{new_id, now, App};
 use crate::cups::answer::MAX_UPDATE_LEN;
 use crate::firmware::signature::{self, RawKey};
@@ -154,8 +154,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
 }
 
-async fn list(State(app): State<App>) -> Result<Json<Value>, ApiError> {
-    let defs = app.store.list_definitions().await?;
+async fn list(
+    State(app): State<App>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .list_definitions(page.next_token, limit + 1)
+        .await?;
+    let (defs, next) = Page::split(limit, rows, |d| d.id.clone());
     let list: Vec<_> = defs
         .iter()
         .map(|d| {
@@ -165,7 +173,7 @@ async fn list(State(app): State<App>) -> Result<Json<Value>, ApiError> {
             }})
         })
         .collect();
-    Ok(Json(json!({"TaskDefinitions": list})))
+    Ok(Json(page_json("TaskDefinitions", list, next)))
 }
 
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

@@ -84,6 +84,26 @@ impl ApiClient {
         })
     }
 
+    /// Every page of a list (`?maxResults`/`nextToken`), as one answer
+    /// `{key: [...]}` without `NextToken`.
+    pub async fn list_all(&self, path: &str, key: &str) -> Result<Value, String> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let url = match &token {
+                None => format!("{path}?maxResults=250"),
+                Some(t) => format!("{path}?maxResults=250&nextToken={}", query_value(t)),
+            };
+            let page = self.call(Method::GET, &url, None).await?;
+            items.extend(page[key].as_array().cloned().unwrap_or_default());
+            match page["NextToken"].as_str() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        Ok(serde_json::json!({ key: items }))
+    }
+
     /// Sends one request; a non-2xx answer becomes `Err` with the API's message.
     pub async fn call(
         &self,
@@ -224,4 +244,25 @@ fn read_token(path: &PathBuf) -> Result<String, String> {
                 path.display()
             )
         })
+}
+
+/// Percent-encodes a query value.
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(super::query_value("a b/c"), "a%20b%2Fc");
+        assert_eq!(super::query_value("sha256:ab-_.~"), "sha256%3Aab-_.~");
+    }
 }

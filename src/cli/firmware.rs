@@ -119,7 +119,7 @@ pub async fn blobs(a: BlobsArgs) -> CliResult {
     let c = ApiClient::from_opts(&a.api)?;
     match a.command {
         BlobsCommand::Upload { file } => println!("{}", upload(&c, &file).await?),
-        BlobsCommand::List => print_json(&c.call(Method::GET, "/blobs", None).await?),
+        BlobsCommand::List => print_json(&c.list_all("/blobs", "Blobs").await?),
         BlobsCommand::Delete { id } => {
             c.call(Method::DELETE, &format!("/blobs/{id}"), None)
                 .await?;
@@ -153,7 +153,7 @@ pub async fn definitions(a: DefinitionsArgs) -> CliResult {
             }
             print_json(&c.call(Method::POST, path, Some(body)).await?);
         }
-        DefinitionsCommand::List => print_json(&c.call(Method::GET, path, None).await?),
+        DefinitionsCommand::List => print_json(&c.list_all(path, "TaskDefinitions").await?),
         DefinitionsCommand::Get { id } => {
             print_json(&c.call(Method::GET, &format!("{path}/{id}"), None).await?)
         }

@@ -168,37 +168,6 @@ fn set_lorawan(body: &mut Value, fields: Vec<(&str, Option<Value>)>) -> Result<(
     Ok(())
 }
 
-/// Percent-encodes a query value.
-fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Every page of a list, as one answer without `NextToken`.
-async fn list_all(c: &ApiClient, path: &str, key: &str) -> Result<Value, String> {
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let url = match &token {
-            None => format!("{path}?maxResults=250"),
-            Some(t) => format!("{path}?maxResults=250&nextToken={}", query_value(t)),
-        };
-        let page = c.call(Method::GET, &url, None).await?;
-        items.extend(page[key].as_array().cloned().unwrap_or_default());
-        match page["NextToken"].as_str() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
-    Ok(json!({ key: items }))
-}
-
 pub async fn groups(a: GroupsArgs) -> CliResult {
     let c = ApiClient::from_opts(&a.api)?;
     let group = |id: &str| format!("/multicast-groups/{id}");
@@ -246,9 +215,10 @@ pub async fn groups(a: GroupsArgs) -> CliResult {
             }
         }
         GroupsCommand::Get { id } => print_json(&c.call(Method::GET, &group(&id), None).await?),
-        GroupsCommand::List => {
-            print_json(&list_all(&c, "/multicast-groups", "MulticastGroupList").await?)
-        }
+        GroupsCommand::List => print_json(
+            &c.list_all("/multicast-groups", "MulticastGroupList")
+                .await?,
+        ),
         GroupsCommand::Delete { id } => {
             c.call(Method::DELETE, &group(&id), None).await?;
         }
@@ -320,7 +290,7 @@ pub async fn tasks(a: FuotaArgs) -> CliResult {
         FuotaCommand::Get { id, json } => {
             show(&c.call(Method::GET, &task(&id), None).await?, json);
         }
-        FuotaCommand::List => print_json(&list_all(&c, "/fuota-tasks", "FuotaTaskList").await?),
+        FuotaCommand::List => print_json(&c.list_all("/fuota-tasks", "FuotaTaskList").await?),
         FuotaCommand::Delete { id } => {
             c.call(Method::DELETE, &task(&id), None).await?;
         }
@@ -598,6 +568,5 @@ mod tests {
         assert_eq!(b, json!({"LoRaWAN": {"DlDr": 5, "DlFreq": 1}}));
         let mut bad = json!({"LoRaWAN": 3});
         assert!(set_lorawan(&mut bad, vec![("DlDr", Some(json!(5)))]).is_err());
-        assert_eq!(query_value("a b/c"), "a%20b%2Fc");
     }
 }

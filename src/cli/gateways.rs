@@ -117,7 +117,10 @@ pub async fn run(a: GatewaysArgs) -> CliResult {
                 }
             }
         }
-        GwCommand::List => print(&c.call(Method::GET, "/wireless-gateways", None).await?),
+        GwCommand::List => print(
+            &c.list_all("/wireless-gateways", "WirelessGatewayList")
+                .await?,
+        ),
         GwCommand::Get { gateway } => print(&c.call(Method::GET, &gw(&gateway), None).await?),
         GwCommand::Update {
             gateway,

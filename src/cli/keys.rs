@@ -112,7 +112,7 @@ pub async fn run(a: KeysArgs) -> CliResult {
         }
         KeysCommand::List => {
             let c = ApiClient::from_opts(&a.api)?;
-            print_json(&c.call(Method::GET, "/signing-keys", None).await?);
+            print_json(&c.list_all("/signing-keys", "SigningKeys").await?);
             Ok(())
         }
     }

@@ -56,11 +56,19 @@ impl Store {
         .await
     }
 
-    pub async fn list_blobs(&self) -> Result<Vec<BlobRow>, StoreError> {
-        self.run(|c| {
-            let mut s =
-                c.prepare("SELECT id, size, created_at FROM blobs ORDER BY created_at, id")?;
-            let rows = s.query_map([], |r| {
+    /// Blobs in upload order, after blob `after` (a page's NextToken), at most `limit`.
+    pub async fn list_blobs(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<BlobRow>, StoreError> {
+        self.run(move |c| {
+            let mut s = c.prepare(
+                "SELECT id, size, created_at FROM blobs
+                  WHERE ?1 IS NULL OR (created_at, id) > (SELECT created_at, id FROM blobs WHERE id = ?1)
+                  ORDER BY created_at, id LIMIT ?2",
+            )?;
+            let rows = s.query_map(params![after, limit as i64], |r| {
                 Ok(BlobRow {
                     id: r.get(0)?,
                     size: r.get(1)?,
@@ -121,11 +129,22 @@ impl Store {
     }
 
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StoreError> {
-        self.run(|c| {
+        self.list_signing_keys(None, usize::MAX >> 1).await
+    }
+
+    /// Keys in registration order, after key `after` (a page's NextToken), at most `limit`.
+    pub async fn list_signing_keys(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<SigningKeyRow>, StoreError> {
+        self.run(move |c| {
             let mut s = c.prepare(
-                "SELECT id, name, key_crc, public_key, created_at FROM signing_keys ORDER BY created_at, id",
+                "SELECT id, name, key_crc, public_key, created_at FROM signing_keys
+                  WHERE ?1 IS NULL OR (created_at, id) > (SELECT created_at, id FROM signing_keys WHERE id = ?1)
+                  ORDER BY created_at, id LIMIT ?2",
             )?;
-            let rows = s.query_map([], |r| {
+            let rows = s.query_map(params![after, limit as i64], |r| {
                 Ok(SigningKeyRow {
                     id: r.get(0)?,
                     name: r.get(1)?,

@@ -237,12 +237,20 @@ impl Store {
         .await
     }
 
-    pub async fn list_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
-        self.run(|c| {
+    /// Definitions in creation order, after definition `after` (a page's
+    /// NextToken), at most `limit`.
+    pub async fn list_definitions(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<DefinitionRow>, StoreError> {
+        self.run(move |c| {
             let mut s = c.prepare(&format!(
-                "SELECT {DEF_COLUMNS} FROM task_definitions d JOIN blobs b ON b.id = d.blob_id ORDER BY d.seq"
+                "SELECT {DEF_COLUMNS} FROM task_definitions d JOIN blobs b ON b.id = d.blob_id
+                  WHERE ?1 IS NULL OR d.seq > (SELECT seq FROM task_definitions WHERE id = ?1)
+                  ORDER BY d.seq LIMIT ?2"
             ))?;
-            let rows = s.query_map([], |r| def_from_row(r, 0))?;
+            let rows = s.query_map(params![after, limit as i64], |r| def_from_row(r, 0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
