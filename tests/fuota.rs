@@ -282,8 +282,10 @@ async fn an_image_goes_out_through_gps_and_staggered_gateways_and_devices_rebuil
     for (n, ((a, b), c)) in air[0].iter().zip(&air[1]).zip(&air[2]).enumerate() {
         assert_eq!(a.pdu, b.pdu);
         assert_eq!(a.pdu, c.pdu);
-        // The GPS gateways at one common time; the other apart from both.
-        assert!((a.utc_us - b.utc_us).abs() < 5_000, "fragment {}", n + 1);
+        // The GPS gateways at one common time (as good as the server's time anchors:
+        // half a round trip each, so allow for a loaded machine); the other apart
+        // from both by at least a frame.
+        assert!((a.utc_us - b.utc_us).abs() < 20_000, "fragment {}", n + 1);
         let gap = (c.utc_us - a.utc_us).abs();
         assert!(
             gap >= a.airtime_us,

@@ -16,6 +16,11 @@ pub const FRAME_OVERHEAD: usize = 13 + 3;
 
 /// Gap station keeps between frames (`TX_MIN_GAP`).
 const TX_MIN_GAP: Duration = Duration::from_millis(10);
+/// Frames are placed on a gateway's clock through the server's time anchor, which
+/// is re-estimated every couple of ping intervals (half a round trip each time).
+/// Station drops a frame that starts even a microsecond inside its duty-cycle
+/// block, so frames keep this much more than the bare limit apart.
+pub const ANCHOR_MARGIN: Duration = Duration::from_millis(25);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -57,7 +62,8 @@ pub struct Plan {
     pub phy_payload_len: usize,
     pub time_on_air: Duration,
     pub total_air_time: Duration,
-    /// Start-to-start spacing: air time / duty cycle, the interval, and station's gap.
+    /// Start-to-start spacing: air time / duty cycle, the interval, or station's
+    /// gap after the frame, whichever is longest, plus `ANCHOR_MARGIN`.
     pub frame_spacing: Duration,
     /// From the first frame's start to the last frame's end, on one gateway.
     pub min_wall_time: Duration,
@@ -150,9 +156,9 @@ pub fn plan(r: &Request) -> Result<Plan, PlanError> {
     let phy_payload_len = FRAME_OVERHEAD + r.frag_size;
     let toa_us = time_on_air_us(modulation, phy_payload_len, false);
     let permille = station_duty_cycle_permille(&r.region, r.freq);
-    let spacing = Duration::from_micros(station_block_us(toa_us, permille))
+    let spacing = (Duration::from_micros(station_block_us(toa_us, permille)) + ANCHOR_MARGIN)
         .max(r.interval)
-        .max(Duration::from_micros(toa_us) + TX_MIN_GAP);
+        .max(Duration::from_micros(toa_us) + TX_MIN_GAP + ANCHOR_MARGIN);
     let total = u32::from(frags.total());
     let wall = spacing * (total - 1) + Duration::from_micros(toa_us);
     let class_c_timeout = (0u8..=15).find(|t| Duration::from_secs(1 << t) >= wall);
@@ -269,6 +275,6 @@ mod tests {
         };
         let p = plan(&us).unwrap();
         assert_eq!(p.duty_cycle_permille, 1000);
-        assert_eq!(p.frame_spacing, p.time_on_air + TX_MIN_GAP);
+        assert_eq!(p.frame_spacing, p.time_on_air + TX_MIN_GAP + ANCHOR_MARGIN);
     }
 }
