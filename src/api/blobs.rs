@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{new_id, now, App};
 use crate::blobstore::{parse_id, UploadError};
 use crate::firmware::signature;
@@ -74,11 +74,13 @@ async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let rows = app.store.list_blobs(page.next_token, limit + 1).await?;
-    let (blobs, next) = Page::split(limit, rows, |b| b.id.clone());
-    let list: Vec<Value> = blobs.iter().map(blob_json).collect();
-    Ok(Json(page_json("Blobs", list, next)))
+    page.answer(
+        "Blobs",
+        |after, n| app.store.list_blobs(after, n),
+        |b| b.id.clone(),
+        blob_json,
+    )
+    .await
 }
 
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -155,19 +157,13 @@ async fn list_keys(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let rows = app
-        .store
-        .list_signing_keys(page.next_token, limit + 1)
-        .await?;
-    let (keys, next) = Page::split(limit, rows, |k| k.id.clone());
-    let list: Vec<_> = keys
-        .iter()
-        .map(
-            |k| json!({"Id": k.id, "Name": k.name, "KeyCrc": k.key_crc, "CreatedAt": k.created_at}),
-        )
-        .collect();
-    Ok(Json(page_json("SigningKeys", list, next)))
+    page.answer(
+        "SigningKeys",
+        |after, n| app.store.list_signing_keys(after, n),
+        |k| k.id.clone(),
+        |k| json!({"Id": k.id, "Name": k.name, "KeyCrc": k.key_crc, "CreatedAt": k.created_at}),
+    )
+    .await
 }
 
 async fn delete_key(

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::blobs::existing_blob;
 use super::gateways::RF_REGIONS;
-use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::eui::Eui;
 use crate::fuota::codec::{
@@ -571,15 +571,11 @@ async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let rows = app
-        .store
-        .list_fuota_tasks(page.next_token, limit + 1)
-        .await?;
-    let (rows, next) = Page::split(limit, rows, |t| t.id.clone());
-    let list = rows
-        .iter()
-        .map(|t| json!({"Id": t.id, "Name": t.name, "Status": t.status.as_str()}))
-        .collect();
-    Ok(Json(page_json("FuotaTaskList", list, next)))
+    page.answer(
+        "FuotaTaskList",
+        |after, n| app.store.list_fuota_tasks(after, n),
+        |t| t.id.clone(),
+        |t| json!({"Id": t.id, "Name": t.name, "Status": t.status.as_str()}),
+    )
+    .await
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{now, App};
 use crate::eui::Eui;
 use crate::store::{Gateway, GatewayPatch, NewGateway, Origin, StoreError};
@@ -189,11 +189,13 @@ async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let rows = app.store.list_gateways(page.next_token, limit + 1).await?;
-    let (rows, next) = Page::split(limit, rows, |g| g.gw.id.clone());
-    let list = rows.iter().map(gateway_json).collect();
-    Ok(Json(page_json("WirelessGatewayList", list, next)))
+    page.answer(
+        "WirelessGatewayList",
+        |after, n| app.store.list_gateways(after, n),
+        |g| g.gw.id.clone(),
+        gateway_json,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -116,19 +116,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// A list answer: `{key: items}`, plus `NextToken` when more remain.
-pub fn page_json(
-    key: &str,
-    items: Vec<serde_json::Value>,
-    next: Option<String>,
-) -> serde_json::Value {
-    let mut out = serde_json::json!({ key: items });
-    if let Some(t) = next {
-        out["NextToken"] = serde_json::json!(t);
-    }
-    out
-}
-
 /// `?maxResults=N&nextToken=T`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -147,16 +134,31 @@ impl Page {
         }
     }
 
-    /// Rows of a store query asked for `limit + 1` rows: the page, and the
-    /// `NextToken` (the last row's id) when more remain.
-    pub fn split<T>(
-        limit: usize,
-        mut rows: Vec<T>,
+    /// One page of a list: `fetch(after, n)` reads up to `n` rows after the row
+    /// with Id `after` (the `NextToken`); the answer is `{key: [item(row)...]}`,
+    /// plus `NextToken` (the last row's Id) when more remain.
+    pub async fn answer<T, Fut>(
+        self,
+        key: &str,
+        fetch: impl FnOnce(Option<String>, usize) -> Fut,
         id: impl Fn(&T) -> String,
-    ) -> (Vec<T>, Option<String>) {
+        item: impl Fn(&T) -> serde_json::Value,
+    ) -> Result<axum::Json<serde_json::Value>, ApiError>
+    where
+        Fut: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
+    {
+        let limit = self.limit()?;
+        // One row more than asked tells whether another page follows.
+        let mut rows = fetch(self.next_token, limit + 1).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let next = if more { rows.last().map(id) } else { None };
-        (rows, next)
+        let items: Vec<serde_json::Value> = rows.iter().map(item).collect();
+        let mut out = serde_json::json!({ key: items });
+        if more {
+            if let Some(last) = rows.last() {
+                out["NextToken"] = serde_json::json!(id(last));
+            }
+        }
+        Ok(axum::Json(out))
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::gateways::{find, RF_REGIONS};
-use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::fuota::group::{self, DlClass, SessionRequest};
 use crate::fuota::runner::group_session;
@@ -180,14 +180,13 @@ async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let rows = app.store.list_groups(page.next_token, limit + 1).await?;
-    let (rows, next) = Page::split(limit, rows, |g| g.id.clone());
-    let list = rows
-        .iter()
-        .map(|g| json!({"Id": g.id, "Name": g.name}))
-        .collect();
-    Ok(Json(page_json("MulticastGroupList", list, next)))
+    page.answer(
+        "MulticastGroupList",
+        |after, n| app.store.list_groups(after, n),
+        |g| g.id.clone(),
+        |g| json!({"Id": g.id, "Name": g.name}),
+    )
+    .await
 }
 
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::blobs::existing_blob;
 use super::gateways::find;
-use super::{missing, page_json, ApiError, ApiJson, ApiQuery, Page};
+use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{new_id, now, App};
 use crate::cups::answer::MAX_UPDATE_LEN;
 use crate::firmware::signature::{self, RawKey};
@@ -158,22 +158,18 @@ async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let rows = app
-        .store
-        .list_definitions(page.next_token, limit + 1)
-        .await?;
-    let (defs, next) = Page::split(limit, rows, |d| d.id.clone());
-    let list: Vec<_> = defs
-        .iter()
-        .map(|d| {
+    page.answer(
+        "TaskDefinitions",
+        |after, n| app.store.list_definitions(after, n),
+        |d| d.id.clone(),
+        |d| {
             json!({"Id": d.id, "Name": d.name, "LoRaWAN": {
                 "CurrentVersion": version_json(&d.current),
                 "UpdateVersion": d.update.as_ref().map(version_json),
             }})
-        })
-        .collect();
-    Ok(Json(page_json("TaskDefinitions", list, next)))
+        },
+    )
+    .await
 }
 
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
