@@ -3,6 +3,7 @@ pub mod firmware;
 pub mod fuota;
 pub mod fuota_device;
 pub mod lns_station;
+pub mod lorawan_device;
 pub mod process;
 pub mod server;
 pub mod station;
