@@ -951,3 +951,46 @@ fn class_a_dnmsg_check_for_data_uses_the_session_windows() {
         .contains("DevAddr"));
     assert_eq!(mac::encode_down(&[]), Vec::<u8>::new());
 }
+
+/// What the LNS station simulator sends for the device's frames (`Session::send_phy`, the
+/// path the end-to-end tests use) is exactly the vectors' station forms, and the metadata a
+/// class A answer must echo is read back from it. Needs a real server only to connect to.
+#[tokio::test]
+async fn the_lns_station_simulator_sends_the_vectors_station_forms() {
+    use common::lns_station::RadioMeta;
+    use common::server::{TestServer, LNS_URI};
+    const T: std::time::Duration = std::time::Duration::from_secs(10);
+
+    let srv = TestServer::start().await;
+    let region = json!({"RfRegion": "US915", "SubBands": [2]});
+    let (_, st) = srv.lns_gateway(0xb827_ebff_fe61_51a8, region).await;
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(T).await.unwrap();
+    let meta = RadioMeta {
+        dr: 0,
+        freq: 904_100_000,
+        ..RadioMeta::default()
+    };
+
+    let (_, jr) = device_of(&join_case("B"));
+    let mut forms = vec![(jr, join_case("B")["join_request"]["station_jreq"].clone())];
+    for f in frame_vectors()
+        .1
+        .iter()
+        .filter(|f| f["direction"] == "uplink")
+    {
+        forms.push((bytes(&f["phy_payload"]), f["station_updf"].clone()));
+    }
+    for (phy, want) in forms {
+        let sent = s.send_phy(&phy, &meta).await.unwrap();
+        let got: Value = serde_json::from_str(&sent.json).unwrap();
+        for (k, v) in want.as_object().unwrap() {
+            assert_eq!(&got[k], v, "{k} in {}", sent.json);
+        }
+        let up = UplinkMeta::from_sent(&sent);
+        assert_eq!(
+            (up.dr, up.freq, up.xtime, up.rctx),
+            (0, 904_100_000, sent.xtime, 0)
+        );
+    }
+}
