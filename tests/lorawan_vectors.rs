@@ -222,6 +222,10 @@ fn the_cflist_sets_the_channel_plan() {
         .collect();
     assert_eq!(on, sb2);
 
+    let hops: Vec<u32> = (0..10).map(|k| b.hop_freq(k)).collect();
+    assert_eq!(hops[..2], [903_900_000, 904_100_000]);
+    assert_eq!(hops[8..], [904_600_000, 903_900_000]);
+
     // 1.0.2 device C: no CFList, all 72 channels stay on until a LinkADRReq.
     let (mut c, _) = device_of(&join_case("C"));
     c.accept_join(&bytes(&join_case("C")["join_accept"]["phy_payload"]))

@@ -10,7 +10,7 @@
 //! A test drives it through the LNS station simulator (`common::lns_station`) like this:
 //!
 //! ```ignore
-//! use common::lorawan_device::{Device, MacVersion, Region, UpCmd, Uplink, UplinkMeta};
+//! use common::lorawan_device::{Device, DownCmd, MacVersion, Region, UpCmd, Uplink, UplinkMeta};
 //!
 //! let mut dev = Device::otaa(Region::Eu868, MacVersion::V1_0_4, DEV_EUI, JOIN_EUI, APP_KEY);
 //! let meta = RadioMeta { dr: 5, freq: 868_100_000, ..RadioMeta::default() };
@@ -280,6 +280,17 @@ impl Device {
     /// The windows opened after the last transmission, if any.
     pub fn windows(&self) -> Option<Windows> {
         self.windows
+    }
+
+    /// The uplink frequency of the `k`-th transmission when hopping over the enabled channels
+    /// in turn (the regional defaults before a join; sub-band 2 after join B's CFList).
+    pub fn hop_freq(&self, k: usize) -> u32 {
+        let ch = self.session.as_ref().map_or_else(
+            || self.region.default_channels(),
+            |s| s.mac.channels.clone(),
+        );
+        let on = ch.enabled_indices();
+        ch.freq[on[k % on.len()]]
     }
 
     /// Answers waiting for the next uplink (one-shot first, then sticky).
