@@ -529,6 +529,10 @@ fn fcnt_down_device_side_cases() {
             k => panic!("kind {k}"),
         }
     }
+    assert!(fcnt_down_full(Some(u32::MAX - 1), 0)
+        .unwrap_err()
+        .contains("used up"));
+    assert_eq!(fcnt_down_full(Some(u32::MAX - 1), 0xffff), Ok(u32::MAX));
 }
 
 /// A decoded command's fields under the vector's names.

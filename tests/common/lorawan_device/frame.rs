@@ -231,9 +231,12 @@ pub fn fcnt_down_full(last: Option<u32>, received: u16) -> Result<u32, String> {
         return Ok(u32::from(received));
     };
     let diff = i32::from(received) - i32::from(last as u16);
-    match diff {
-        d if d > 0 => Ok(last + d as u32),
-        0 => Err(format!("FCntDown {last} again: duplicate, dropped")),
-        _ => Ok((last & 0xffff_0000) + 0x1_0000 + u32::from(received)),
-    }
+    let full = match diff {
+        d if d > 0 => last.checked_add(d as u32),
+        0 => return Err(format!("FCntDown {last} again: duplicate, dropped")),
+        _ => (last & 0xffff_0000)
+            .checked_add(0x1_0000)
+            .map(|hi| hi | u32::from(received)),
+    };
+    full.ok_or_else(|| format!("FCntDown passed 2^32 after {last}: the session is used up"))
 }
