@@ -723,6 +723,80 @@ unknown = "reject"
     }
 
     #[test]
+    fn the_systemd_example_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/stationkeeper.toml");
+        let cfg = Config::load(Some(&p), []).unwrap();
+        assert!(cfg.integration.mqtt.url.is_none() && cfg.integration.http.url.is_none());
+    }
+
+    #[test]
+    fn integration_keys_load_validate_and_hide_secrets() {
+        let cfg = load(
+            r#"
+[integration.mqtt]
+url = "mqtt://127.0.0.1:1883"
+username = "sk"
+password = "hunter22"
+qos = 1
+[integration.http]
+url = "http://127.0.0.1:8090/a, http://127.0.0.1:8091/b"
+headers = { Authorization = "Bearer tok-secret" }
+timeout_secs = 3
+"#,
+            &[("STATIONKEEPER_INTEGRATION_MQTT_QUEUE", "77")],
+        )
+        .unwrap();
+        let m = &cfg.integration.mqtt;
+        assert_eq!(m.url.as_deref(), Some("mqtt://127.0.0.1:1883"));
+        assert_eq!((m.qos, m.queue, m.command_queue), (1, 77, 256));
+        assert_eq!(cfg.integration.http.urls().len(), 2);
+        let debug = format!("{cfg:?}");
+        assert!(
+            !debug.contains("hunter22") && !debug.contains("tok-secret"),
+            "{debug}"
+        );
+        assert!(debug.contains("Authorization"), "{debug}");
+        assert!(Config::default().integration.mqtt.url.is_none());
+
+        let cases = [
+            (
+                "[integration.mqtt]\nurl = \"mqtts://b:8883\"\n",
+                "integration.mqtt.url",
+            ),
+            (
+                "[integration.mqtt]\nurl = \"mqtt://b:1\"\nqos = 2\n",
+                "integration.mqtt.qos",
+            ),
+            ("[integration.mqtt]\nqueue = 0\n", "integration.mqtt.queue"),
+            (
+                "[integration.mqtt]\npassword = \"p\"\n",
+                "integration.mqtt.password",
+            ),
+            ("[integration.mqtt]\nurll = \"x\"\n", "unknown field `urll`"),
+            (
+                "[integration.http]\nurl = \"https://x/\"\n",
+                "integration.http.url",
+            ),
+            (
+                "[integration.http]\nurl = \" , \"\n",
+                "integration.http.url",
+            ),
+            (
+                "[integration.http]\ntimeout_secs = 0\n",
+                "integration.http.timeout_secs",
+            ),
+            (
+                "[integration.http.headers]\n\"bad name\" = \"v\"\n",
+                "integration.http.headers",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn station_uri_rules() {
         assert!(check_station_uri("https://cups.example.net:443", &["https"]).is_ok());
         assert!(check_station_uri("wss://[::1]:8887", &["wss"]).is_ok());
