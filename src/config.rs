@@ -36,8 +36,10 @@ pub struct IntegrationConfig {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttIntegrationConfig {
-    /// `mqtt://host:port` (port defaults to 1883); absent: MQTT is off.
+    /// `mqtt://host[:1883]` or `mqtts://host[:8883]`; absent: MQTT is off.
     pub url: Option<String>,
+    /// PEM CA certificate(s) to trust for `mqtts://`; absent: the system's roots.
+    pub ca_cert: Option<PathBuf>,
     /// Absent: `stationkeeper-<host name>`.
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -57,6 +59,7 @@ impl Default for MqttIntegrationConfig {
     fn default() -> MqttIntegrationConfig {
         MqttIntegrationConfig {
             url: None,
+            ca_cert: None,
             client_id: None,
             username: None,
             password: None,
@@ -72,6 +75,7 @@ impl std::fmt::Debug for MqttIntegrationConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttIntegrationConfig")
             .field("url", &self.url)
+            .field("ca_cert", &self.ca_cert)
             .field("client_id", &self.client_id)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
@@ -86,8 +90,11 @@ impl std::fmt::Debug for MqttIntegrationConfig {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpIntegrationConfig {
-    /// Comma-separated `http://` endpoints, each POSTed `?event=<name>`; absent: off.
+    /// Comma-separated `http://` or `https://` endpoints, each POSTed
+    /// `?event=<name>`; absent: off.
     pub url: Option<String>,
+    /// PEM CA certificate(s) to trust for `https://`; absent: the system's roots.
+    pub ca_cert: Option<PathBuf>,
     /// Extra request headers (e.g. `Authorization`); values are never logged.
     pub headers: std::collections::BTreeMap<String, String>,
     /// Events waiting per endpoint; more are dropped and counted.
@@ -100,6 +107,7 @@ impl Default for HttpIntegrationConfig {
     fn default() -> HttpIntegrationConfig {
         HttpIntegrationConfig {
             url: None,
+            ca_cert: None,
             headers: Default::default(),
             queue: 1024,
             timeout_secs: 5,
@@ -125,6 +133,7 @@ impl std::fmt::Debug for HttpIntegrationConfig {
         let names: Vec<&String> = self.headers.keys().collect();
         f.debug_struct("HttpIntegrationConfig")
             .field("url", &self.url)
+            .field("ca_cert", &self.ca_cert)
             .field("headers (values redacted)", &names)
             .field("queue", &self.queue)
             .field("timeout_secs", &self.timeout_secs)
@@ -386,6 +395,8 @@ impl Config {
             &mut self.tls.key,
             &mut self.tls.client_ca,
             &mut self.tls.trust,
+            &mut self.integration.mqtt.ca_cert,
+            &mut self.integration.http.ca_cert,
         ]
         .into_iter()
         .flatten()
@@ -466,8 +477,12 @@ impl Config {
         };
         let m = &self.integration.mqtt;
         if let Some(u) = &m.url {
-            crate::integration::mqtt::broker_address(u)
+            let broker = crate::integration::mqtt::broker_address(u)
                 .map_err(|e| invalid("integration.mqtt.url", e))?;
+            if broker.tls {
+                crate::tls::client_config(m.ca_cert.as_deref())
+                    .map_err(|e| invalid("integration.mqtt.ca_cert", e.to_string()))?;
+            }
         }
         if m.qos > 1 {
             return Err(invalid(
@@ -760,8 +775,8 @@ timeout_secs = 3
 
         let cases = [
             (
-                "[integration.mqtt]\nurl = \"mqtts://b:8883\"\n",
-                "integration.mqtt.url",
+                "[integration.mqtt]\nurl = \"mqtts://b:8883\"\nca_cert = \"missing.pem\"\n",
+                "integration.mqtt.ca_cert",
             ),
             (
                 "[integration.mqtt]\nurl = \"mqtt://b:1\"\nqos = 2\n",
@@ -774,8 +789,12 @@ timeout_secs = 3
             ),
             ("[integration.mqtt]\nurll = \"x\"\n", "unknown field `urll`"),
             (
-                "[integration.http]\nurl = \"https://x/\"\n",
-                "integration.http.url",
+                "[integration.mqtt]\nurl = \"ws://b:1\"\n",
+                "integration.mqtt.url",
+            ),
+            (
+                "[integration.http]\nurl = \"https://x/\"\nca_cert = \"missing.pem\"\n",
+                "integration.http.ca_cert",
             ),
             (
                 "[integration.http]\nurl = \" , \"\n",

@@ -30,12 +30,40 @@ struct Seen {
 
 /// A tiny HTTP server on 127.0.0.1:0 answering `status` to every request.
 async fn endpoint(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Seen>) {
+    endpoint_with(status, None).await
+}
+
+/// The same over TLS with the server certificate in `dir` (from `tls_files`).
+fn acceptor(dir: &std::path::Path, ca_name: &str) -> tokio_rustls::TlsAcceptor {
+    let pem = |f: String| std::fs::read(dir.join(f)).unwrap();
+    let chain = rustls_pemfile::certs(&mut pem(format!("{ca_name}-server.pem")).as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut pem(format!("{ca_name}-server.key")).as_slice())
+        .unwrap()
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg))
+}
+
+async fn endpoint_with(
+    status: StatusCode,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (String, mpsc::UnboundedReceiver<Seen>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            let tls = tls.clone();
             let tx = tx.clone();
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let tx = tx.clone();
@@ -65,10 +93,22 @@ async fn endpoint(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Seen>)
                     )
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
-            );
+            tokio::spawn(async move {
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = http.serve_connection(io, svc).await;
+                    }
+                    // A failed handshake (client does not trust us) just ends here.
+                    Some(a) => {
+                        if let Ok(s) = a.accept(stream).await {
+                            let io = hyper_util::rt::TokioIo::new(s);
+                            let _ = http.serve_connection(io, svc).await;
+                        }
+                    }
+                }
+            });
         }
     });
     (base, rx)
@@ -202,5 +242,41 @@ async fn an_endpoint_that_hangs_never_blocks_publish() {
     let s = integ.stats();
     assert!(s.dropped >= (50 - 1 - queue) as u64, "{s:?}");
     wait_for(&integ, "the hung POST times out", |s| s.failed >= 1).await;
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_endpoints_ca_and_refused_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _, _) = tls_files(dir.path(), "web-ca");
+    let (other_ca, _, _) = tls_files(dir.path(), "other-ca");
+    let (base, mut rx) = endpoint_with(StatusCode::OK, Some(acceptor(dir.path(), "web-ca"))).await;
+
+    let shutdown = CancellationToken::new();
+    let mut cfg = config(&format!("{base}/events"), 16, 5);
+    cfg.http.ca_cert = Some(ca);
+    let (integ, _c) = Integrations::start(&cfg, shutdown.clone());
+    integ.publish(&up(5));
+    let s = next(&mut rx).await;
+    assert_eq!(s.path_and_query, "/events?event=up");
+    assert_eq!(
+        (s.body["fCnt"].as_u64(), s.token.as_str()),
+        (Some(5), "s3cret")
+    );
+    wait_for(&integ, "published over TLS", |s| s.published == 1).await;
+
+    // A client trusting another CA does not send the event (or its header).
+    let mut cfg = config(&format!("{base}/events"), 16, 5);
+    cfg.http.ca_cert = Some(other_ca);
+    let (wrong, _c) = Integrations::start(&cfg, shutdown.clone());
+    wrong.publish(&up(6));
+    wait_for(&wrong, "the handshake fails", |s| s.failed == 1).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "nothing reached the endpoint"
+    );
+    assert_eq!(wrong.stats().published, 0);
     shutdown.cancel();
 }

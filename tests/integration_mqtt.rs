@@ -249,6 +249,42 @@ async fn no_broker_at_start_never_blocks() {
     shutdown.cancel();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtts_with_the_brokers_ca_and_refused_with_another() {
+    let Some(bin) = mosquitto_or_skip() else {
+        return;
+    };
+    let (broker, ca) = Mosquitto::start_tls(bin);
+    let tls_url = format!("mqtts://127.0.0.1:{}", broker.tls_port.unwrap());
+    let mut app = TestClient::connect(broker.port, "application-tls", "application/#").await;
+
+    // Trusting another CA: the handshake fails, nothing is published, errors counted.
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = tls_files(other.path(), "other-ca");
+    let shutdown = CancellationToken::new();
+    let mut cfg = config(&tls_url, 0, 8);
+    cfg.mqtt.ca_cert = Some(other_ca);
+    let (wrong, _c) = Integrations::start(&cfg, shutdown.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wrong.stats().failed < 2 {
+        assert!(Instant::now() < deadline, "{:?}", wrong.stats());
+        wrong.publish(&up(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(wrong.stats().published, 0);
+    assert!(app.next_within(Duration::from_millis(300)).await.is_none());
+    shutdown.cancel();
+
+    // Trusting the broker's CA: events flow over TLS.
+    let shutdown = CancellationToken::new();
+    let mut cfg = config(&tls_url, 0, 8);
+    cfg.mqtt.client_id = Some("stationkeeper-tls".into());
+    cfg.mqtt.ca_cert = Some(ca);
+    let (integ, _c) = Integrations::start(&cfg, shutdown.clone());
+    publish_until_seen(&integ, &mut app, 77, 10).await;
+    shutdown.cancel();
+}
+
 /// Events per second one publisher gets to mosquitto with QoS 0, counted by a
 /// subscriber. Run by hand, in release:
 /// `cargo test --release --test integration_mqtt -- --ignored --nocapture rate`

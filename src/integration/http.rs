@@ -2,7 +2,8 @@
 //! configured endpoint as `{url}?event={name}`, with the configured extra headers.
 //! Each endpoint has its own bounded queue and task, so one that is slow or down
 //! only loses its own events (dropped and counted); a failed POST is counted and
-//! logged (rate-limited), never retried, as ChirpStack does. Plain `http://` only.
+//! logged (rate-limited), never retried, as ChirpStack does. `https://` goes through
+//! hyper-rustls on our rustls/ring.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
@@ -22,23 +24,33 @@ use crate::config::HttpIntegrationConfig;
 
 /// Checks one endpoint URL: `http://host[:port][/path][?query]`.
 pub fn endpoint(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL ({e}); write http://host:port/path"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{url:?}: https endpoints are not supported; use http:// on loopback or a \
-                 trusted network, or a local TLS-terminating proxy"
-            ))
-        }
-        _ => return Err(format!("{url:?}: the scheme must be http://")),
+    let uri: Uri = url.parse().map_err(|e| {
+        format!(
+            "{:?} is not a URL ({e}); write http://host:port/path",
+            shown(url)
+        )
+    })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!(
+            "{:?}: the scheme must be http:// or https://",
+            shown(url)
+        ));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!(
+            "{:?}: put credentials in integration.http.headers (Authorization), not in the URL",
+            shown(url.split('@').next_back().unwrap_or(""))
+        ));
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{:?} has no host", shown(url)));
     }
     Ok(uri)
+}
+
+/// An endpoint as logs show it: without its query, which may carry a token.
+fn shown(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 /// The extra headers, checked; errors name the header, never its value.
@@ -61,6 +73,26 @@ fn event_uri(url: &str, name: &str) -> String {
     format!("{url}{sep}event={name}")
 }
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One pooled client for all endpoints: plain TCP for `http://`, rustls for
+/// `https://` (trusting `ca_cert`, else the system's roots, which are only read when
+/// an endpoint needs them).
+fn client(cfg: &HttpIntegrationConfig, urls: &[String]) -> Result<HttpClient, String> {
+    let tls = if urls.iter().any(|u| u.starts_with("https:")) {
+        crate::tls::client_config(cfg.ca_cert.as_deref())
+            .map_err(|e| format!("integration.http.ca_cert: {e}"))?
+    } else {
+        crate::tls::client_config_without_roots()
+    };
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(tls))
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
 /// The handle `Integrations::publish` uses: one queue per endpoint.
 #[derive(Clone)]
 pub(super) struct HttpPublisher {
@@ -76,11 +108,11 @@ impl HttpPublisher {
         urls: &[String],
         counters: Arc<Counters>,
         shutdown: CancellationToken,
-    ) -> HttpPublisher {
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        // Config::validate checked them; here a bad one would only fail each POST.
-        let headers = Arc::new(header_map(&cfg.headers).unwrap_or_default());
+    ) -> Result<HttpPublisher, String> {
+        let client = client(cfg, urls)?;
+        let headers = Arc::new(
+            header_map(&cfg.headers).map_err(|e| format!("integration.http.headers: {e}"))?,
+        );
         let queues = urls
             .iter()
             .map(|url| {
@@ -97,11 +129,11 @@ impl HttpPublisher {
                 tx
             })
             .collect();
-        HttpPublisher {
+        Ok(HttpPublisher {
             queues,
             counters,
             drops_log: Arc::new(LogLimiter::new(LOG_EVERY)),
-        }
+        })
     }
 
     /// Queues the event for every endpoint; a full queue drops it for that endpoint.
@@ -123,7 +155,7 @@ impl HttpPublisher {
 
 /// POSTs one endpoint's events in order.
 struct Poster {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     url: String,
     headers: Arc<HeaderMap>,
     timeout: Duration,
@@ -155,7 +187,7 @@ impl Poster {
             };
             Counters::add(&self.counters.failed, 1);
             if let Some(skipped) = self.failure_log.allow() {
-                tracing::warn!(endpoint = %self.url, event = name, skipped, "http: POST failed, not retried: {failure}");
+                tracing::warn!(endpoint = %shown(&self.url), event = name, skipped, "http: POST failed, not retried: {failure}");
             }
         }
     }
@@ -199,6 +231,9 @@ mod tests {
             .unwrap_err()
             .contains("not supported"));
         assert!(endpoint("ftp://x/").unwrap_err().contains("scheme"));
+        let e = endpoint("http://u:secret@x/").unwrap_err();
+        assert!(e.contains("headers") && !e.contains("secret"), "{e}");
+        assert_eq!(shown("http://h/e?token=secret"), "http://h/e");
         assert_eq!(event_uri("http://h/e", "up"), "http://h/e?event=up");
         assert_eq!(event_uri("http://h/e?k=1", "up"), "http://h/e?k=1&event=up");
         let ok = BTreeMap::from([("Authorization".to_string(), "Bearer x".to_string())]);

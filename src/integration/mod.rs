@@ -67,12 +67,20 @@ impl Integrations {
     ) -> (Integrations, mpsc::Receiver<DownlinkCommand>) {
         let counters = Arc::new(Counters::default());
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.mqtt.command_queue.max(1));
-        let mqtt = cfg.mqtt.url.as_ref().map(|_| {
+        // Config::validate refuses what could fail here; a config built without it
+        // gets an error line and that integration stays off.
+        let mqtt = cfg.mqtt.url.as_ref().and_then(|_| {
             mqtt::MqttPublisher::start(&cfg.mqtt, counters.clone(), cmd_tx, shutdown.clone())
+                .map_err(|e| tracing::error!("mqtt integration not started: {e}"))
+                .ok()
         });
         let urls = cfg.http.urls();
-        let http = (!urls.is_empty())
-            .then(|| http::HttpPublisher::start(&cfg.http, &urls, counters.clone(), shutdown));
+        let http = match urls.is_empty() {
+            true => None,
+            false => http::HttpPublisher::start(&cfg.http, &urls, counters.clone(), shutdown)
+                .map_err(|e| tracing::error!("http integration not started: {e}"))
+                .ok(),
+        };
         (
             Integrations {
                 mqtt,

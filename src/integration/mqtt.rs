@@ -5,14 +5,15 @@
 //! `try_publish`, so while the broker is away events are dropped and counted, never
 //! waited for. One task polls the event loop: it counts what was sent, turns commands
 //! into `DownlinkCommand`s, re-subscribes after every (re)connect and, after an error,
-//! waits with a doubling back-off before rumqttc tries again.
+//! waits with a doubling back-off before rumqttc tries again. `mqtts://` uses
+//! rumqttc's rustls transport with our ring-only `tls::client_config`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use rumqttc::{Request, Subscribe};
+use rumqttc::{Request, Subscribe, TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -44,21 +45,25 @@ pub fn event_topic(ev: &Event) -> String {
     )
 }
 
-/// `mqtt://host[:port]` (or `tcp://`) to host and port, with a reason when it is not.
-pub fn broker_address(url: &str) -> Result<(String, u16), String> {
+/// Where the broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// `mqtt://host[:1883]` (or `tcp://`), `mqtts://host[:8883]` (or `ssl://`) to a
+/// `Broker`, with a reason when it is not one.
+pub fn broker_address(url: &str) -> Result<Broker, String> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL ({e}); write mqtt://host:1883"))?;
-    match uri.scheme_str() {
-        Some("mqtt" | "tcp") => {}
-        Some("mqtts" | "ssl" | "tls") => {
-            return Err(format!(
-                "{url:?}: TLS to the broker is not supported; use mqtt:// to a broker on \
-                 loopback or a trusted network (a local mosquitto can bridge over TLS)"
-            ))
-        }
-        _ => return Err(format!("{url:?}: the scheme must be mqtt://")),
-    }
+    let tls = match uri.scheme_str() {
+        Some("mqtt" | "tcp") => false,
+        Some("mqtts" | "ssl") => true,
+        _ => return Err(format!("{url:?}: the scheme must be mqtt:// or mqtts://")),
+    };
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
     if authority.contains('@') {
         return Err(format!(
@@ -74,7 +79,29 @@ pub fn broker_address(url: &str) -> Result<(String, u16), String> {
         .filter(|h| !h.is_empty())
         .ok_or_else(|| format!("{url:?} has no host; write mqtt://host:1883"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), uri.port_u16().unwrap_or(1883)))
+    let port = uri.port_u16().unwrap_or(if tls { 8883 } else { 1883 });
+    Ok(Broker {
+        host: host.to_string(),
+        port,
+        tls,
+    })
+}
+
+/// Connection options for `url`, TLS with `ca_cert` (or the system roots) for
+/// `mqtts://`. Config::validate checked both already.
+fn options(
+    url: &str,
+    ca_cert: Option<&std::path::Path>,
+    client_id: String,
+) -> Result<MqttOptions, String> {
+    let broker = broker_address(url).map_err(|e| format!("integration.mqtt.url: {e}"))?;
+    let mut opts = MqttOptions::new(client_id, broker.host, broker.port);
+    if broker.tls {
+        let tls = crate::tls::client_config(ca_cert)
+            .map_err(|e| format!("integration.mqtt.ca_cert: {e}"))?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    Ok(opts)
 }
 
 /// The handle `Integrations::publish` uses.
@@ -93,16 +120,13 @@ impl MqttPublisher {
         counters: Arc<Counters>,
         commands: mpsc::Sender<DownlinkCommand>,
         shutdown: CancellationToken,
-    ) -> MqttPublisher {
+    ) -> Result<MqttPublisher, String> {
         let url = cfg.url.as_deref().unwrap_or_default();
-        // Config::validate checked the URL; a handle built without it still starts
-        // (against an address that will not answer) rather than panicking.
-        let (host, port) = broker_address(url).unwrap_or_else(|_| ("0.0.0.0".into(), 1883));
         let client_id = cfg
             .client_id
             .clone()
             .unwrap_or_else(|| format!("stationkeeper-{}", crate::config::host_name()));
-        let mut opts = MqttOptions::new(client_id, host, port);
+        let mut opts = options(url, cfg.ca_cert.as_deref(), client_id)?;
         opts.set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
             .set_max_packet_size(MAX_COMMAND_BYTES, MAX_EVENT_BYTES + 1024)
@@ -128,12 +152,12 @@ impl MqttPublisher {
             command_log: LogLimiter::new(LOG_EVERY),
         };
         tokio::spawn(poller.run(shutdown));
-        MqttPublisher {
+        Ok(MqttPublisher {
             client,
             qos,
             counters,
             drops_log: Arc::new(LogLimiter::new(LOG_EVERY)),
-        }
+        })
     }
 
     /// Queues one event; a full queue (broker slow or away) drops it.
@@ -278,17 +302,25 @@ mod tests {
 
     #[test]
     fn broker_urls() {
+        let b = |host: &str, port, tls| Broker {
+            host: host.into(),
+            port,
+            tls,
+        };
         assert_eq!(
             broker_address("mqtt://127.0.0.1:1883"),
-            Ok(("127.0.0.1".into(), 1883))
+            Ok(b("127.0.0.1", 1883, false))
         );
         assert_eq!(
             broker_address("mqtt://broker.example.net"),
-            Ok(("broker.example.net".into(), 1883))
+            Ok(b("broker.example.net", 1883, false))
         );
-        assert_eq!(broker_address("tcp://[::1]:1884"), Ok(("::1".into(), 1884)));
+        assert_eq!(
+            broker_address("tcp://[::1]:1884"),
+            Ok(b("::1", 1884, false))
+        );
+        assert_eq!(broker_address("mqtts://b"), Ok(b("b", 8883, true)));
         for (bad, want) in [
-            ("mqtts://b:8883", "TLS"),
             ("http://b:1883", "scheme"),
             ("mqtt://u:secret@b:1883", "username/password"),
             ("mqtt://b:1883/x", "nothing may follow"),

@@ -34,29 +34,65 @@ pub fn mosquitto_or_skip() -> Option<PathBuf> {
     bin
 }
 
-/// A mosquitto process on 127.0.0.1:`port`, killed on drop.
+/// A mosquitto process on 127.0.0.1:`port`, killed on drop; with TLS, a second
+/// listener on `tls_port` presents a certificate for 127.0.0.1.
 pub struct Mosquitto {
     bin: PathBuf,
     dir: tempfile::TempDir,
     pub port: u16,
+    pub tls_port: Option<u16>,
     child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CA and a server certificate for 127.0.0.1 it issued, as PEM files in `dir`:
+/// (ca.pem, server.pem, server.key).
+pub fn tls_files(dir: &std::path::Path, ca_name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = stationkeeper::pki::Ca::generate(ca_name).unwrap();
+    let server = ca.issue_server(&["127.0.0.1".to_string()]).unwrap();
+    let paths = (
+        dir.join(format!("{ca_name}.pem")),
+        dir.join(format!("{ca_name}-server.pem")),
+        dir.join(format!("{ca_name}-server.key")),
+    );
+    std::fs::write(&paths.0, &ca.cert_pem).unwrap();
+    std::fs::write(&paths.1, &server.cert_pem).unwrap();
+    std::fs::write(&paths.2, &server.key_pkcs8_pem).unwrap();
+    paths
 }
 
 impl Mosquitto {
     pub fn start(bin: PathBuf) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut m = Mosquitto {
             bin,
             dir: tempfile::tempdir().unwrap(),
-            port,
+            port: free_port(),
+            tls_port: None,
             child: None,
         };
         m.restart();
         m
+    }
+
+    /// Also listens with TLS; returns the CA file clients must trust.
+    pub fn start_tls(bin: PathBuf) -> (Mosquitto, PathBuf) {
+        let mut m = Mosquitto {
+            bin,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            tls_port: Some(free_port()),
+            child: None,
+        };
+        let (ca, _, _) = tls_files(m.dir.path(), "broker-ca");
+        m.restart();
+        (m, ca)
     }
 
     pub fn url(&self) -> String {
@@ -66,14 +102,17 @@ impl Mosquitto {
     /// Starts (again) on the same port and waits until it accepts connections.
     pub fn restart(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n",
-                self.port
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "allow_anonymous true\npersistence false\nlog_dest stderr\nlistener {} 127.0.0.1\n",
+            self.port
+        );
+        if let Some(p) = self.tls_port {
+            let d = self.dir.path().display();
+            text += &format!(
+                "listener {p} 127.0.0.1\ncertfile {d}/broker-ca-server.pem\nkeyfile {d}/broker-ca-server.key\n"
+            );
+        }
+        std::fs::write(&conf, text).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -88,11 +127,15 @@ impl Mosquitto {
             .expect("mosquitto starts");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let ports = [Some(self.port), self.tls_port];
+        while ports
+            .iter()
+            .flatten()
+            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
+        {
             assert!(
                 Instant::now() < deadline,
-                "mosquitto did not listen on {}: {}",
-                self.port,
+                "mosquitto did not listen on {ports:?}: {}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
