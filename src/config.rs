@@ -507,6 +507,10 @@ impl Config {
             crate::integration::http::endpoint(&u)
                 .map_err(|e| invalid("integration.http.url", e))?;
         }
+        if h.urls().iter().any(|u| u.starts_with("https:")) {
+            crate::tls::client_config(h.ca_cert.as_deref())
+                .map_err(|e| invalid("integration.http.ca_cert", e.to_string()))?;
+        }
         crate::integration::http::header_map(&h.headers)
             .map_err(|e| invalid("integration.http.headers", e))?;
         Ok(())
