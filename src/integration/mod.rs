@@ -97,11 +97,12 @@ impl Integrations {
             return;
         }
         let body = bytes::Bytes::from(serde_json::to_vec(&ev.to_json()).unwrap_or_default());
-        if let Some(m) = &self.mqtt {
-            m.publish(ev, body.clone());
-        }
         if let Some(h) = &self.http {
-            h.publish(ev.name(), body);
+            h.publish(ev.name(), body.clone());
+        }
+        // Last, so that without HTTP rumqttc takes the buffer over without a copy.
+        if let Some(m) = &self.mqtt {
+            m.publish(ev, body);
         }
     }
 
