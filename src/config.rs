@@ -20,7 +20,125 @@ pub struct Config {
     pub gateways: GatewaysConfig,
     pub firmware: FirmwareConfig,
     pub fuota: FuotaConfig,
+    pub integration: IntegrationConfig,
     pub limits: Limits,
+}
+
+/// Where device events go besides the store (end-devices.md §10): ChirpStack v4's
+/// MQTT and HTTP integrations. Both off by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationConfig {
+    pub mqtt: MqttIntegrationConfig,
+    pub http: HttpIntegrationConfig,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttIntegrationConfig {
+    /// `mqtt://host[:1883]` or `mqtts://host[:8883]`; absent: MQTT is off.
+    pub url: Option<String>,
+    /// PEM CA certificate(s) to trust for `mqtts://`; absent: the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Absent: `stationkeeper-<host name>`.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    /// Never logged: `Debug` shows it redacted.
+    pub password: Option<String>,
+    /// 0 or 1, for events and the command subscription.
+    pub qos: u8,
+    /// Events waiting for the broker; more are dropped and counted.
+    pub queue: usize,
+    /// Downlink commands waiting for the device path; more are refused and counted.
+    pub command_queue: usize,
+    /// Longest wait between reconnect attempts (the wait doubles from 100 ms).
+    pub reconnect_max_secs: u64,
+}
+
+impl Default for MqttIntegrationConfig {
+    fn default() -> MqttIntegrationConfig {
+        MqttIntegrationConfig {
+            url: None,
+            ca_cert: None,
+            client_id: None,
+            username: None,
+            password: None,
+            qos: 0,
+            queue: 1024,
+            command_queue: 256,
+            reconnect_max_secs: 30,
+        }
+    }
+}
+
+impl std::fmt::Debug for MqttIntegrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttIntegrationConfig")
+            .field("url", &self.url)
+            .field("ca_cert", &self.ca_cert)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("qos", &self.qos)
+            .field("queue", &self.queue)
+            .field("command_queue", &self.command_queue)
+            .field("reconnect_max_secs", &self.reconnect_max_secs)
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpIntegrationConfig {
+    /// Comma-separated `http://` or `https://` endpoints, each POSTed
+    /// `?event=<name>`; absent: off.
+    pub url: Option<String>,
+    /// PEM CA certificate(s) to trust for `https://`; absent: the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Extra request headers (e.g. `Authorization`); values are never logged.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Events waiting per endpoint; more are dropped and counted.
+    pub queue: usize,
+    /// One POST must finish within this many seconds, else it counts as failed.
+    pub timeout_secs: u64,
+}
+
+impl Default for HttpIntegrationConfig {
+    fn default() -> HttpIntegrationConfig {
+        HttpIntegrationConfig {
+            url: None,
+            ca_cert: None,
+            headers: Default::default(),
+            queue: 1024,
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl HttpIntegrationConfig {
+    /// The endpoints of `url`, trimmed, empty entries skipped.
+    pub fn urls(&self) -> Vec<String> {
+        self.url
+            .iter()
+            .flat_map(|u| u.split(','))
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for HttpIntegrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&String> = self.headers.keys().collect();
+        f.debug_struct("HttpIntegrationConfig")
+            .field("url", &self.url)
+            .field("ca_cert", &self.ca_cert)
+            .field("headers (values redacted)", &names)
+            .field("queue", &self.queue)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +260,7 @@ impl Default for Config {
             gateways: GatewaysConfig::default(),
             firmware: FirmwareConfig::default(),
             fuota: FuotaConfig::default(),
+            integration: IntegrationConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -217,8 +336,19 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// Tables environment overrides can reach; a nested table is written with `_`
+/// (`STATIONKEEPER_INTEGRATION_MQTT_URL` sets `[integration.mqtt] url`).
 const SECTIONS: &[&str] = &[
-    "cups", "lns", "tls", "api", "gateways", "firmware", "fuota", "limits",
+    "cups",
+    "lns",
+    "tls",
+    "api",
+    "gateways",
+    "firmware",
+    "fuota",
+    "integration.mqtt",
+    "integration.http",
+    "limits",
 ];
 
 impl Config {
@@ -265,6 +395,8 @@ impl Config {
             &mut self.tls.key,
             &mut self.tls.client_ca,
             &mut self.tls.trust,
+            &mut self.integration.mqtt.ca_cert,
+            &mut self.integration.http.ca_cert,
         ]
         .into_iter()
         .flatten()
@@ -312,6 +444,20 @@ impl Config {
             ("lns.ping_interval_secs", self.lns.ping_interval_secs),
             ("lns.dead_after_secs", self.lns.dead_after_secs),
             ("lns.uplink_queue", self.lns.uplink_queue as u64),
+            ("integration.mqtt.queue", self.integration.mqtt.queue as u64),
+            (
+                "integration.mqtt.command_queue",
+                self.integration.mqtt.command_queue as u64,
+            ),
+            (
+                "integration.mqtt.reconnect_max_secs",
+                self.integration.mqtt.reconnect_max_secs,
+            ),
+            ("integration.http.queue", self.integration.http.queue as u64),
+            (
+                "integration.http.timeout_secs",
+                self.integration.http.timeout_secs,
+            ),
             (
                 "lns.max_messages_per_sec",
                 u64::from(self.lns.max_messages_per_sec),
@@ -321,6 +467,52 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
         }
+        self.validate_integration()
+    }
+
+    fn validate_integration(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            message,
+        };
+        let m = &self.integration.mqtt;
+        if let Some(u) = &m.url {
+            let broker = crate::integration::mqtt::broker_address(u)
+                .map_err(|e| invalid("integration.mqtt.url", e))?;
+            if broker.tls {
+                crate::tls::client_config(m.ca_cert.as_deref())
+                    .map_err(|e| invalid("integration.mqtt.ca_cert", e.to_string()))?;
+            }
+        }
+        if m.qos > 1 {
+            return Err(invalid(
+                "integration.mqtt.qos",
+                format!("{} is not supported; use 0 or 1", m.qos),
+            ));
+        }
+        if m.password.is_some() && m.username.is_none() {
+            return Err(invalid(
+                "integration.mqtt.password",
+                "a password needs integration.mqtt.username too".into(),
+            ));
+        }
+        let h = &self.integration.http;
+        if h.url.is_some() && h.urls().is_empty() {
+            return Err(invalid(
+                "integration.http.url",
+                "give at least one http://host[:port]/path, or remove the key".into(),
+            ));
+        }
+        for u in h.urls() {
+            crate::integration::http::endpoint(&u)
+                .map_err(|e| invalid("integration.http.url", e))?;
+        }
+        if h.urls().iter().any(|u| u.starts_with("https:")) {
+            crate::tls::client_config(h.ca_cert.as_deref())
+                .map_err(|e| invalid("integration.http.ca_cert", e.to_string()))?;
+        }
+        crate::integration::http::header_map(&h.headers)
+            .map_err(|e| invalid("integration.http.headers", e))?;
         Ok(())
     }
 
@@ -397,19 +589,25 @@ fn apply_env(
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.clone()));
-        let section = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_")));
+        let section = SECTIONS
+            .iter()
+            .find(|s| rest.starts_with(&format!("{}_", s.replace('.', "_"))));
         match section {
             Some(s) => {
                 let key = &rest[s.len() + 1..];
-                let entry = table
-                    .entry(s.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let toml::Value::Table(t) = entry else {
-                    return Err(ConfigError::Invalid {
-                        key: s.to_string(),
-                        message: "must be a table".into(),
-                    });
-                };
+                let mut t = &mut *table;
+                for part in s.split('.') {
+                    let entry = t
+                        .entry(part.to_string())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let toml::Value::Table(inner) = entry else {
+                        return Err(ConfigError::Invalid {
+                            key: s.to_string(),
+                            message: "must be a table".into(),
+                        });
+                    };
+                    t = inner;
+                }
                 t.insert(key.to_string(), parsed);
             }
             None => {
@@ -541,6 +739,84 @@ unknown = "reject"
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `listn`"), "{e}");
+    }
+
+    #[test]
+    fn the_systemd_example_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/stationkeeper.toml");
+        let cfg = Config::load(Some(&p), []).unwrap();
+        assert!(cfg.integration.mqtt.url.is_none() && cfg.integration.http.url.is_none());
+    }
+
+    #[test]
+    fn integration_keys_load_validate_and_hide_secrets() {
+        let cfg = load(
+            r#"
+[integration.mqtt]
+url = "mqtt://127.0.0.1:1883"
+username = "sk"
+password = "hunter22"
+qos = 1
+[integration.http]
+url = "http://127.0.0.1:8090/a, http://127.0.0.1:8091/b"
+headers = { Authorization = "Bearer tok-secret" }
+timeout_secs = 3
+"#,
+            &[("STATIONKEEPER_INTEGRATION_MQTT_QUEUE", "77")],
+        )
+        .unwrap();
+        let m = &cfg.integration.mqtt;
+        assert_eq!(m.url.as_deref(), Some("mqtt://127.0.0.1:1883"));
+        assert_eq!((m.qos, m.queue, m.command_queue), (1, 77, 256));
+        assert_eq!(cfg.integration.http.urls().len(), 2);
+        let debug = format!("{cfg:?}");
+        assert!(
+            !debug.contains("hunter22") && !debug.contains("tok-secret"),
+            "{debug}"
+        );
+        assert!(debug.contains("Authorization"), "{debug}");
+        assert!(Config::default().integration.mqtt.url.is_none());
+
+        let cases = [
+            (
+                "[integration.mqtt]\nurl = \"mqtts://b:8883\"\nca_cert = \"missing.pem\"\n",
+                "integration.mqtt.ca_cert",
+            ),
+            (
+                "[integration.mqtt]\nurl = \"mqtt://b:1\"\nqos = 2\n",
+                "integration.mqtt.qos",
+            ),
+            ("[integration.mqtt]\nqueue = 0\n", "integration.mqtt.queue"),
+            (
+                "[integration.mqtt]\npassword = \"p\"\n",
+                "integration.mqtt.password",
+            ),
+            ("[integration.mqtt]\nurll = \"x\"\n", "unknown field `urll`"),
+            (
+                "[integration.mqtt]\nurl = \"ws://b:1\"\n",
+                "integration.mqtt.url",
+            ),
+            (
+                "[integration.http]\nurl = \"https://x/\"\nca_cert = \"missing.pem\"\n",
+                "integration.http.ca_cert",
+            ),
+            (
+                "[integration.http]\nurl = \" , \"\n",
+                "integration.http.url",
+            ),
+            (
+                "[integration.http]\ntimeout_secs = 0\n",
+                "integration.http.timeout_secs",
+            ),
+            (
+                "[integration.http.headers]\n\"bad name\" = \"v\"\n",
+                "integration.http.headers",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

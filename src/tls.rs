@@ -171,6 +171,53 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A client config for connections the server makes (the integrations' broker and
+/// endpoints): TLS 1.3/1.2 with ring, trusting only the PEM CA certificates in
+/// `ca_cert` when given (a private broker's CA), else the system's roots.
+pub fn client_config(ca_cert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let certs = match ca_cert {
+        Some(path) => read_pem_certs(path)?,
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                return Err(TlsError::Rustls(format!(
+                    "no system CA certificates ({:?}); install ca-certificates or set ca_cert",
+                    found.errors.first().map(|e| e.to_string())
+                )));
+            }
+            found.certs
+        }
+    };
+    // A system store may hold certificates webpki cannot use; skip those, as
+    // browsers do, but a CA file the operator named must load whole.
+    let (added, ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 || (ca_cert.is_some() && ignored > 0) {
+        return Err(TlsError::Rustls(format!(
+            "{}: {ignored} CA certificate(s) could not be used",
+            ca_cert.map_or("system CA store".to_string(), |p| p.display().to_string())
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A client config trusting nothing, for a connector that is never asked to speak TLS.
+pub fn client_config_without_roots() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 /// The verified client certificate of a finished handshake, if one was presented.
 pub fn peer_cert(conn: &rustls::ServerConnection) -> Option<PeerCert> {
     let der = conn.peer_certificates()?.first()?;
