@@ -181,7 +181,10 @@ async fn a_flood_of_refused_requests_barely_grows_the_log() {
         "a log line over 1 KiB: {:?}",
         lines.iter().find(|l| l.len() >= 1024)
     );
-    assert!(slowest < Duration::from_secs(1), "a real poll took {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a real poll took {slowest:?}"
+    );
     stop(p);
 }
 
@@ -194,11 +197,9 @@ async fn an_lns_msgtype_cannot_forge_a_log_line() {
     let (_, st) = lns_gateway(&p.api(), p.lns, EUI, json!({"RfRegion": "EU868"})).await;
     let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
     s.recv_router_config(T).await.unwrap();
-    s.send_text(
-        r#"{"msgtype":"x\nFORGED INFO stationkeeper: gateway 0000000000000001 admitted"}"#,
-    )
-    .await
-    .unwrap();
+    s.send_text(r#"{"msgtype":"x\nFORGED INFO stationkeeper: gateway 0000000000000001 admitted"}"#)
+        .await
+        .unwrap();
     s.send_text(r#"{"msgtype":"updf","MHdr":64,"FOpts":"zz\nFORGED2 bad hex"}"#)
         .await
         .unwrap();
@@ -209,7 +210,10 @@ async fn an_lns_msgtype_cannot_forge_a_log_line() {
         .any(|l: &String| l.contains("unknown message type ignored"))
         || !lines.iter().any(|l| l.contains("message dropped"))
     {
-        assert!(Instant::now() < deadline, "no log lines for them: {lines:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "no log lines for them: {lines:#?}"
+        );
         lines.extend(p.logs.recv_timeout(T));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
