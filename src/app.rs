@@ -24,6 +24,8 @@ pub struct AppState {
     pub lns: crate::lns::Lns,
     /// Last-contact times of settled gateways, written behind.
     pub contacts: crate::cups::contacts::Contacts,
+    /// Refused requests by reason, and the budget for logging them.
+    pub refusals: crate::logguard::Refusals,
     /// Running FUOTA jobs (the scheduler's side of the stored tasks).
     pub fuota: crate::fuota::runner::Fuota,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.

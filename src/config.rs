@@ -247,6 +247,14 @@ pub struct Limits {
     pub drain_secs: u64,
     /// Largest blob upload (update.bin, FUOTA image).
     pub blob_bytes: u64,
+    /// Refusal log lines one source address may write per minute; the rest are
+    /// counted and summarised in its next line.
+    pub refusal_log_per_source_per_min: u32,
+    /// Refusal log lines all sources together may write per minute.
+    pub refusal_log_per_min: u32,
+    /// Source addresses whose refusal log budget is tracked; beyond this, new
+    /// sources share one budget (bounds the memory a spoofing flood can take).
+    pub refusal_log_sources: usize,
 }
 
 impl Default for Config {
@@ -319,6 +327,9 @@ impl Default for Limits {
             api_body_bytes: 1024 * 1024,
             drain_secs: 30,
             blob_bytes: 256 * 1024 * 1024,
+            refusal_log_per_source_per_min: 10,
+            refusal_log_per_min: 300,
+            refusal_log_sources: 4096,
         }
     }
 }
@@ -439,6 +450,15 @@ impl Config {
             ("limits.cups_body_bytes", l.cups_body_bytes as u64),
             ("limits.api_body_bytes", l.api_body_bytes as u64),
             ("limits.blob_bytes", l.blob_bytes),
+            (
+                "limits.refusal_log_per_source_per_min",
+                u64::from(l.refusal_log_per_source_per_min),
+            ),
+            (
+                "limits.refusal_log_per_min",
+                u64::from(l.refusal_log_per_min),
+            ),
+            ("limits.refusal_log_sources", l.refusal_log_sources as u64),
             ("lns.max_connections", self.lns.max_connections as u64),
             ("lns.max_inflight", self.lns.max_inflight as u64),
             ("lns.ping_interval_secs", self.lns.ping_interval_secs),

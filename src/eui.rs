@@ -1,18 +1,24 @@
-//! EUI-64 identifiers: the `Eui` newtype, parsing every form Basics Station and its
-//! ecosystem write (ID6, dashed, colon bytes, plain hex, decimal, `router-` prefixes),
-//! and formatting as ID6 (what station sends) or 16 lowercase hex digits (what the
-//! operator API shows). Pure: no I/O. Ids are compared as `u64`, never as text.
+//! EUI-64 identifiers: the `Eui` newtype, parsing exactly the forms
+//! cups-protocol.md §2.1 lists (ID6, dashed, colon bytes, plain hex, a JSON
+//! integer, and a `router-`/`muxs-` prefix before an ID6) and nothing looser (no
+//! `+` signs, no surrounding whitespace, no other prefixes), and formatting as ID6
+//! (what station sends) or 16 lowercase hex digits (what the operator API shows).
+//! Pure: no I/O. Ids are compared as `u64`, never as text. An error quotes the
+//! input escaped and clipped, because it comes from the network.
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::logguard::clip;
 
 /// A 64-bit extended unique identifier (gateway router id, DevEUI, JoinEUI).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Eui(pub u64);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid EUI {input:?}: {reason}; expected 16 hex digits (b827ebfffe6151a8), dashed bytes (B8-27-EB-FF-FE-61-51-A8) or ID6 (b827:ebff:fe61:51a8)")]
+#[error("invalid EUI {input}: {reason}; expected 16 hex digits (b827ebfffe6151a8), dashed bytes (B8-27-EB-FF-FE-61-51-A8) or ID6 (b827:ebff:fe61:51a8)")]
 pub struct EuiError {
+    /// The input, already clipped and escaped (`logguard::clip`).
     input: String,
     reason: &'static str,
 }
@@ -43,11 +49,11 @@ impl Eui {
         match v {
             serde_json::Value::String(s) => s.parse(),
             serde_json::Value::Number(n) => n.as_u64().map(Eui).ok_or_else(|| EuiError {
-                input: n.to_string(),
+                input: clip(&n.to_string()),
                 reason: "a numeric id must be an unsigned 64-bit integer",
             }),
             other => Err(EuiError {
-                input: other.to_string(),
+                input: clip(&other.to_string()),
                 reason: "must be a string or an integer",
             }),
         }
@@ -72,23 +78,26 @@ impl FromStr for Eui {
 
     fn from_str(input: &str) -> Result<Eui, EuiError> {
         let err = |reason| EuiError {
-            input: input.to_string(),
+            input: clip(input),
             reason,
         };
-        let s = input.trim();
-        if s.is_empty() {
+        if input.is_empty() {
             return Err(err("empty"));
         }
-        // A `<letters>-` prefix (router-::1, muxs-::0) is a label, not part of the id.
-        let s = match s.split_once('-') {
-            Some((prefix, rest))
-                if !prefix.is_empty()
-                    && prefix.bytes().all(|b| b.is_ascii_alphabetic())
-                    && !prefix.bytes().all(|b| b.is_ascii_hexdigit()) =>
-            {
-                rest
-            }
-            _ => s,
+        // Every form is hex digits and separators (and a label); checking that
+        // first keeps out signs, spaces and look-alike Unicode.
+        if !input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-')
+        {
+            return Err(err("only hex digits, ':' and '-' are allowed"));
+        }
+        // A `router-`/`muxs-` label before an ID6 (router-::1, muxs-::0) is not
+        // part of the id.
+        let s = match LABELS.iter().find_map(|l| input.strip_prefix(l)) {
+            Some(rest) if matches!(rest.bytes().filter(|&b| b == b':').count(), 2 | 3) => rest,
+            Some(_) => return Err(err("a router-/muxs- label only goes before an ID6")),
+            None => input,
         };
         let colons = s.bytes().filter(|&b| b == b':').count();
         let dashes = s.bytes().filter(|&b| b == b'-').count();
@@ -105,7 +114,8 @@ impl FromStr for Eui {
             let sep = if colons == 7 { ':' } else { '-' };
             let mut v = 0u64;
             for part in s.split(sep) {
-                if part.is_empty() || part.len() > 2 {
+                if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit())
+                {
                     return Err(err("each byte must be 1 or 2 hex digits"));
                 }
                 let b = u8::from_str_radix(part, 16).map_err(|_| err("not hex"))?;
@@ -128,10 +138,13 @@ impl FromStr for Eui {
     }
 }
 
+/// The labels station's ecosystem writes before an ID6 (glossary, TTN).
+const LABELS: [&str; 2] = ["router-", "muxs-"];
+
 /// ID6: four 16-bit groups with at most one `::` standing for zero groups.
 fn parse_id6(s: &str) -> Option<Eui> {
     let group = |g: &str| -> Option<u64> {
-        if g.is_empty() || g.len() > 4 {
+        if g.is_empty() || g.len() > 4 || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         u16::from_str_radix(g, 16).ok().map(u64::from)
@@ -214,7 +227,7 @@ mod tests {
             "b8:27:eb:ff:fe:61:51:a8",
             "B827EBFFFE6151A8",
             "router-b827:ebff:fe61:51a8",
-            " b827ebfffe6151a8 ",
+            "muxs-b827:ebff:fe61:51a8",
         ] {
             assert_eq!(text.parse::<Eui>(), Ok(want), "{text}");
         }
@@ -241,11 +254,32 @@ mod tests {
             "12345:1::",
             ":::",
             "1:2:3:4:5",
+            // Only the forms cups-protocol.md §2.1 lists (issue 9).
+            "::+a01",
+            "+1::",
+            "b8-27-eb-ff-fe-61-51-+a",
+            "\u{a0}::a01",
+            "::a01\u{a0}",
+            " b827ebfffe6151a8 ",
+            "zz-::a01",
+            "Router-::1",
+            "router-b827ebfffe6151a8",
+            "router-",
+            "::\u{ff11}",
         ] {
             let e = bad.parse::<Eui>().unwrap_err();
-            assert!(e.to_string().contains("invalid EUI"), "{bad}: {e}");
+            assert!(e.to_string().contains("invalid EUI"), "{bad:?}: {e}");
         }
         assert!(Eui::from_json(&serde_json::json!(-1)).is_err());
         assert!(Eui::from_json(&serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn errors_quote_the_input_escaped_and_clipped() {
+        let e = "a\nforged".parse::<Eui>().unwrap_err().to_string();
+        assert!(e.contains(r#""a\nforged""#), "{e}");
+        let e = "x".repeat(100_000).parse::<Eui>().unwrap_err().to_string();
+        assert!(e.len() < 400, "{}", e.len());
+        assert!(e.contains("(100000 bytes)"), "{e}");
     }
 }

@@ -15,6 +15,7 @@ pub mod fuota; // FUOTA: TS004 fragmentation codec and multicast crypto (pure)
 pub mod identity; // services, credential kinds, and who a peer is
 pub mod integration; // device events to applications over MQTT/HTTP (ChirpStack v4 JSON), downlink commands back
 pub mod lns; // the LNS face: Basics Station websocket sessions, router_config, downlinks
+pub mod logguard; // escaped, capped client input in logs; refusal counters and log budget
 pub mod lorawan; // time on air and GPS time
 pub mod pki; // CA, server and gateway certificates; the development PKI
 pub mod provisioning; // issuing credential generations and gateway files

@@ -89,16 +89,52 @@ async fn malformed_bodies_get_400_naming_the_problem() {
     still_serves(&srv, &token).await;
 }
 
+/// A prober must not learn whether a router id is registered (issue 9): the
+/// 403 text is the same for an unknown EUI, no credentials and a wrong token.
 #[tokio::test]
-async fn missing_or_wrong_auth_gets_403_with_the_reason() {
+async fn missing_or_wrong_auth_and_unknown_euis_get_the_same_403() {
     let srv = TestServer::start().await;
     let token = token_gateway(&srv).await;
-    let (status, text) = post(&srv, GOOD.as_bytes(), None).await;
-    assert_eq!(status, 403);
-    assert!(text.contains("no client certificate or token"), "{text}");
-    let (status, text) = post(&srv, GOOD.as_bytes(), Some("not-the-token")).await;
-    assert_eq!(status, 403);
-    assert!(text.contains("token is not one of"), "{text}");
+    let stranger = GOOD.replace("b827:ebff:fe61:51a8", "1:2:3:4");
+    let mut texts = vec![];
+    for (body, token) in [
+        (GOOD, None),
+        (GOOD, Some("not-the-token")),
+        (stranger.as_str(), Some("not-the-token")),
+        (stranger.as_str(), None),
+    ] {
+        let (status, text) = post(&srv, body.as_bytes(), token).await;
+        assert_eq!(status, 403, "{text}");
+        texts.push(text);
+    }
+    assert!(texts.iter().all(|t| t == &texts[0]), "{texts:#?}");
+    assert!(!texts[0].contains("1:2:3:4") && !texts[0].contains("0001000200030004"));
+    assert_eq!(
+        srv.running
+            .app
+            .refusals
+            .count(stationkeeper::logguard::Reason::UnknownGateway),
+        1
+    );
+    still_serves(&srv, &token).await;
+}
+
+/// A huge or hostile router id is quoted in the 400 only escaped and clipped.
+#[tokio::test]
+async fn a_bad_router_id_is_echoed_clipped() {
+    let srv = TestServer::start().await;
+    let token = token_gateway(&srv).await;
+    let long = format!("zz\\n{}", "a".repeat(8000));
+    let (status, text) = post(
+        &srv,
+        GOOD.replace("b827:ebff:fe61:51a8", &long).as_bytes(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.len() < 600, "{} bytes: {text}", text.len());
+    assert!(text.contains("(8003 bytes)"), "{text}");
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
     still_serves(&srv, &token).await;
 }
 

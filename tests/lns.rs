@@ -395,10 +395,10 @@ async fn wrong_or_missing_lns_credentials_are_refused() {
         .to_string();
     st.auth = Auth::Token(cups.into_bytes());
     let e = st.discover(LNS_URI).await.unwrap_err();
-    assert!(
-        matches!(&e, LnsError::Rejected(m) if m.contains("token")),
-        "{e:?}"
-    );
+    let LnsError::Rejected(wrong_token) = e else {
+        panic!("{e:?}")
+    };
+    assert!(wrong_token.contains("credentials"), "{wrong_token}");
     let e = st
         .connect(&format!("{LNS_URI}/traffic/{EUI:016x}"))
         .await
@@ -409,15 +409,14 @@ async fn wrong_or_missing_lns_credentials_are_refused() {
         st.discover(LNS_URI).await.unwrap_err(),
         LnsError::Rejected(_)
     ));
-    // An unknown router.
+    // An unknown router gets the same text: the answer does not tell a prober
+    // which ids exist (issue 9).
     let mut stranger = LnsStation::new(0x1234);
     stranger.trust = st.trust.clone();
     stranger.resolve = st.resolve;
+    stranger.auth = Auth::Token(b"Authorization: Bearer not-a-token\n".to_vec());
     let e = stranger.discover(LNS_URI).await.unwrap_err();
-    assert!(
-        matches!(&e, LnsError::Rejected(m) if m.contains("not provisioned")),
-        "{e:?}"
-    );
+    assert_eq!(e, LnsError::Rejected(wrong_token));
 }
 
 #[tokio::test]
@@ -615,9 +614,22 @@ async fn lns_credentials_rotated_through_cups_keep_working_across_the_overlap() 
     assert!(cups.poll(srv.cups()).await.is_success(), "reports its CRC");
     assert_eq!(srv.credentials(&id).await["LNS"]["Confirmed"], true);
     st.auth = old;
+    let refused = srv
+        .running
+        .app
+        .refusals
+        .count(stationkeeper::logguard::Reason::NotAuthenticated);
     let e = st.discover(LNS_URI).await.unwrap_err();
+    // The client gets the uniform text; the log line says "retired".
     assert!(
-        matches!(&e, LnsError::Rejected(m) if m.contains("retired")),
+        matches!(&e, LnsError::Rejected(m) if m.contains("credentials")),
         "{e:?}"
+    );
+    assert_eq!(
+        srv.running
+            .app
+            .refusals
+            .count(stationkeeper::logguard::Reason::NotAuthenticated),
+        refused + 1
     );
 }

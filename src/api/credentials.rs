@@ -6,7 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,6 +22,10 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/wireless-gateways/{id}/cups-config", put(cups_config))
         .route("/wireless-gateways/{id}/credentials", get(list).post(issue))
+        .route(
+            "/wireless-gateways/{id}/credentials/{generation}",
+            delete(retire),
+        )
         .route("/service-endpoint", get(service_endpoint))
 }
 
@@ -115,6 +119,48 @@ async fn list(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Val
         })
         .collect();
     Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetireQuery {
+    /// CUPS (the default: retiring the backup generation is the use) or LNS.
+    #[serde(default = "cups")]
+    service: Service,
+}
+
+fn cups() -> Service {
+    Service::Cups
+}
+
+/// Deletes a generation that is not current, typically the backup (first) CUPS
+/// generation that `authenticate` would otherwise accept for ever. Station's
+/// `cups-bak.*` may still hold it: see the README before using this.
+async fn retire(
+    State(app): State<App>,
+    Path((id, generation)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<RetireQuery>,
+) -> Result<StatusCode, ApiError> {
+    let generation: u32 = generation.parse().map_err(|_| {
+        ApiError::validation(format!(
+            "Generation {} must be a generation number as `credentials` lists it",
+            crate::logguard::clip(&generation)
+        ))
+    })?;
+    let g = find(&app, &id, None).await?;
+    app.store
+        .delete_credential(g.gw.id.clone(), q.service, generation)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::not_found(format!(
+                "{} generation {generation} of gateway {}",
+                q.service.as_str(),
+                g.gw.id
+            )),
+            e => e.into(),
+        })?;
+    tracing::info!(gateway = %g.gw.eui, service = q.service.as_str(), generation, "credential generation deleted by the operator");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

@@ -65,15 +65,21 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    match presented {
-        Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token").into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
-        )
-        .into_response(),
+    let refused = match presented {
+        Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => return next.run(req).await,
+        Some(_) => "wrong API token",
+        None => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
+    };
+    // Counted, and logged within the refusal budget: a token-guessing flood
+    // must not become a flood of log lines. The token itself is never logged.
+    let peer = req
+        .extensions()
+        .get::<crate::server::ConnInfo>()
+        .map_or_else(|| [0, 0, 0, 0].into(), |c| c.remote.ip());
+    if let Some(suppressed) = app.refusals.note(crate::logguard::Reason::ApiToken, peer) {
+        tracing::warn!(%peer, method = %req.method(), path = %crate::logguard::Clipped(req.uri().path()), "API request refused: {refused}{suppressed}");
     }
+    ApiError::new(StatusCode::UNAUTHORIZED, refused).into_response()
 }
 
 /// A JSON body, size-limited, whose parse errors become 400s naming the field.

@@ -68,6 +68,16 @@ enum GwCommand {
     },
     /// Credential generations and whether the gateway confirmed them.
     Credentials { gateway: String },
+    /// Delete a credential generation that is not current, e.g. the backup
+    /// (first) CUPS generation. Station's cups-bak.* may hold it: see the README.
+    RetireCredential {
+        gateway: String,
+        /// The generation number `gateways credentials` shows.
+        generation: u32,
+        /// CUPS or LNS.
+        #[arg(long, default_value = "CUPS")]
+        service: String,
+    },
 }
 
 use super::print_json as print;
@@ -166,6 +176,22 @@ pub async fn run(a: GatewaysArgs) -> CliResult {
             &c.call(Method::GET, &format!("{}/credentials", gw(&gateway)), None)
                 .await?,
         ),
+        GwCommand::RetireCredential {
+            gateway,
+            generation,
+            service,
+        } => {
+            c.call(
+                Method::DELETE,
+                &format!(
+                    "{}/credentials/{generation}?service={service}",
+                    gw(&gateway)
+                ),
+                None,
+            )
+            .await?;
+            println!("{service} generation {generation} of {gateway} deleted; its token or certificate no longer works");
+        }
     }
     Ok(())
 }

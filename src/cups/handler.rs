@@ -22,6 +22,7 @@ use crate::config::UnknownGateways;
 use crate::filebody::FileBody;
 use crate::firmware::task::{self, Reported, Version};
 use crate::identity::{authenticate, token_evidence, CredKind, Evidence, Proof, Service};
+use crate::logguard::{escaped, Reason};
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
@@ -35,17 +36,69 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// A refusal: status, and the reason logged and sent as the reason text.
-struct Refusal(StatusCode, String);
+/// What `POST /update-info` answers to a request it refuses.
+struct Refusal {
+    status: StatusCode,
+    /// Counted; `None` for an internal failure, which is logged where it happens.
+    reason: Option<Reason>,
+    /// The answer's text.
+    answer: String,
+    /// The log line's text; more than the answer for 403s.
+    detail: String,
+}
+
+/// The one 403 text: it must not tell a prober whether a router id is
+/// registered (issue 9); the log line says which it was.
+const FORBIDDEN: &str =
+    "forbidden: unknown router, or credentials that do not prove it; the server log says which";
+
+impl Refusal {
+    /// A refusal whose answer and log line are the same (400, 408, 413).
+    fn plain(status: StatusCode, reason: Reason, text: String) -> Refusal {
+        Refusal {
+            status,
+            reason: Some(reason),
+            answer: text.clone(),
+            detail: text,
+        }
+    }
+
+    /// A 403: the uniform answer, the detail for the log only.
+    fn forbidden(reason: Reason, detail: String) -> Refusal {
+        Refusal {
+            status: StatusCode::FORBIDDEN,
+            reason: Some(reason),
+            answer: FORBIDDEN.into(),
+            detail,
+        }
+    }
+
+    fn internal() -> Refusal {
+        Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: None,
+            answer: "internal error".into(),
+            detail: String::new(),
+        }
+    }
+}
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         (
-            self.0,
+            self.status,
             [(header::CONTENT_TYPE, "text/plain")],
-            self.1 + "\n",
+            self.answer + "\n",
         )
             .into_response()
+    }
+}
+
+/// Counts a refusal and logs it if its source still has log budget.
+fn log_refusal(app: &AppState, conn: &ConnInfo, r: &Refusal) {
+    let Some(reason) = r.reason else { return };
+    if let Some(suppressed) = app.refusals.note(reason, conn.remote.ip()) {
+        tracing::warn!(peer = %conn.remote, status = r.status.as_u16(), "CUPS request refused: {}{suppressed}", r.detail);
     }
 }
 
@@ -58,17 +111,20 @@ async fn read_body(app: &AppState, body: Body) -> Result<Bytes, Refusal> {
     )
     .await
     {
-        Err(_) => Err(Refusal(
+        Err(_) => Err(Refusal::plain(
             StatusCode::REQUEST_TIMEOUT,
+            Reason::Timeout,
             format!("request body did not arrive within {secs} s"),
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal(
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::plain(
             StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::TooLarge,
             format!("request body is over {limit} bytes; station sends about 300"),
         )),
-        Ok(Err(e)) => Err(Refusal(
+        Ok(Err(e)) => Err(Refusal::plain(
             StatusCode::BAD_REQUEST,
-            format!("reading body: {e}"),
+            Reason::BadRequest,
+            format!("reading body: {}", escaped(&e.to_string())),
         )),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
@@ -83,9 +139,9 @@ async fn update_info(State(app): State<App>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     match handle(&app, &conn, &parts.headers, body).await {
         Ok(r) => r,
-        Err(Refusal(status, reason)) => {
-            tracing::warn!(peer = %conn.remote, status = status.as_u16(), "CUPS request refused: {reason}");
-            Refusal(status, reason).into_response()
+        Err(refusal) => {
+            log_refusal(&app, &conn, &refusal);
+            refusal.into_response()
         }
     }
 }
@@ -97,8 +153,8 @@ async fn handle(
     body: Body,
 ) -> Result<Response, Refusal> {
     let bytes = read_body(app, body).await?;
-    let info =
-        UpdateInfo::parse(&bytes).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let info = UpdateInfo::parse(&bytes)
+        .map_err(|e| Refusal::plain(StatusCode::BAD_REQUEST, Reason::BadRequest, e.to_string()))?;
     let eui = info.router;
     let evidence = Evidence {
         cert: conn.cert.clone(),
@@ -110,8 +166,18 @@ async fn handle(
     };
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(gateway = %eui, "CUPS poll failed: {e}");
-        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        Refusal::internal()
     };
+    let register_mode = app.config.gateways.unknown == UnknownGateways::Register;
+    // Without a certificate or a token nothing can prove an id, so a prober gets
+    // its 403 without costing a database lookup. Only open registration admits
+    // such a poll (a gateway it registered that has no credentials yet).
+    if evidence.cert.is_none() && evidence.token_sha256.is_none() && !register_mode {
+        return Err(Refusal::forbidden(
+            Reason::NoCredentials,
+            format!("router {eui} presented no client certificate and no token"),
+        ));
+    }
     let reported = Version {
         station: info.station.clone(),
         package: info.package.clone(),
@@ -120,7 +186,7 @@ async fn handle(
 
     let mut ctx = match app.store.poll_context(eui, reported.clone()).await.map_err(|e| internal(&e))? {
         Some(ctx) => ctx,
-        None if app.config.gateways.unknown == UnknownGateways::Register => {
+        None if register_mode => {
             register(app, conn, eui).await.map_err(|e| internal(&e))?;
             app.store
                 .poll_context(eui, reported.clone())
@@ -129,8 +195,8 @@ async fn handle(
                 .ok_or_else(|| internal(&"registered gateway vanished"))?
         }
         None => {
-            return Err(Refusal(
-                StatusCode::FORBIDDEN,
+            return Err(Refusal::forbidden(
+                Reason::UnknownGateway,
                 format!("unknown router {eui} ({}); register it with `stationkeeper gateways create --eui {eui}` or set [gateways] unknown = \"register\"", eui.to_id6()),
             ))
         }
@@ -145,7 +211,7 @@ async fn handle(
         // generation, it may poll without one. Gateways the operator created
         // always need their credentials.
         Err(_)
-            if app.config.gateways.unknown == UnknownGateways::Register
+            if register_mode
                 && gw.gw.origin == Origin::Cups
                 && !ctx
                     .credentials
@@ -155,8 +221,8 @@ async fn handle(
             None
         }
         Err(reason) => {
-            return Err(Refusal(
-                StatusCode::FORBIDDEN,
+            return Err(Refusal::forbidden(
+                Reason::NotAuthenticated,
                 format!("gateway {eui} not authenticated: {reason}"),
             ))
         }

@@ -1,7 +1,8 @@
 //! The `POST /update-info` request body (cups-protocol.md §2), parsed once into
 //! `UpdateInfo`. Station always sends all nine keys; `cupsUri`, `tcUri` and
 //! `package` may be `null`, CRCs are unsigned 32-bit, and extra keys are tolerated
-//! because other station versions add some. Pure: no I/O.
+//! because other station versions add some. Errors quote client input only
+//! escaped and capped (`logguard`). Pure: no I/O.
 
 use crate::eui::Eui;
 use serde::Deserialize;
@@ -57,8 +58,9 @@ where
 
 impl UpdateInfo {
     pub fn parse(body: &[u8]) -> Result<UpdateInfo, RequestError> {
-        let raw: Raw =
-            serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+        // serde's messages quote what they choke on: escape and cap them.
+        let raw: Raw = serde_json::from_slice(body)
+            .map_err(|e| RequestError::Json(crate::logguard::escaped(&e.to_string())))?;
         let missing = |name: &str| RequestError::Json(format!("missing field `{name}`"));
         Ok(UpdateInfo {
             router: Eui::from_json(&raw.router).map_err(|e| RequestError::Router(e.to_string()))?,

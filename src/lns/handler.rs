@@ -3,7 +3,9 @@
 //! Both authenticate with the gateway's LNS credentials (the `tc.*` files CUPS
 //! delivered): a client certificate or a token in the upgrade request. Discovery
 //! answers a refusal with an `error` object, which sends station back to CUPS for
-//! fresh credentials; the traffic endpoint refuses before upgrading.
+//! fresh credentials; the traffic endpoint refuses before upgrading. Refusals
+//! tell the client one uniform text, and go to the log through the refusal
+//! budget (`logguard`), never more than a clipped, escaped bit of client input.
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use serde_json::json;
 use crate::app::{App, AppState};
 use crate::eui::Eui;
 use crate::identity::{authenticate, token_evidence, Evidence, Service};
+use crate::logguard::{clip, escaped, Reason};
 use crate::server::ConnInfo;
 use crate::store::Gateway;
 
@@ -49,20 +52,42 @@ fn evidence(conn: &ConnInfo, headers: &HeaderMap) -> Evidence {
     }
 }
 
-/// The gateway, if `ev` proves it is `eui`; else the reason.
-async fn admit(app: &AppState, eui: Eui, ev: &Evidence) -> Result<Gateway, String> {
-    let gw = app
-        .store
-        .gateway_by_eui(eui)
-        .await
-        .map_err(|_| format!("router {eui} is not provisioned"))?;
+/// What a refused gateway is told: the same whether its id is unknown or its
+/// credentials are wrong, so the answer does not reveal which ids exist; the
+/// log line has the detail.
+const REFUSED: &str =
+    "forbidden: unknown router, or LNS credentials that do not prove it; the server log says which";
+
+/// The gateway, if `ev` proves it is `eui`; else why not (for the log).
+async fn admit(app: &AppState, eui: Eui, ev: &Evidence) -> Result<Gateway, (Reason, String)> {
+    // Nothing can prove an id without a certificate or a token: no lookup.
+    if ev.cert.is_none() && ev.token_sha256.is_none() {
+        return Err((
+            Reason::NoCredentials,
+            format!("router {eui} presented no client certificate and no token"),
+        ));
+    }
+    let gw = app.store.gateway_by_eui(eui).await.map_err(|_| {
+        (
+            Reason::UnknownGateway,
+            format!("router {eui} is not provisioned"),
+        )
+    })?;
     let creds = app
         .store
         .credentials(gw.gw.id.clone())
         .await
-        .map_err(|e| format!("store: {e}"))?;
-    authenticate(Service::Lns, eui, ev, &creds, app.tls.issuer.is_none())?;
+        .map_err(|e| (Reason::NotAuthenticated, format!("store: {e}")))?;
+    authenticate(Service::Lns, eui, ev, &creds, app.tls.issuer.is_none())
+        .map_err(|r| (Reason::NotAuthenticated, r))?;
     Ok(gw)
+}
+
+/// Counts a refusal and logs it while its source has log budget.
+fn log_refusal(app: &AppState, conn: &ConnInfo, reason: Reason, what: &str, detail: &str) {
+    if let Some(suppressed) = app.refusals.note(reason, conn.remote.ip()) {
+        tracing::warn!(peer = %conn.remote, "{what}: {detail}{suppressed}");
+    }
 }
 
 /// The traffic URI for a gateway: the LNS address it was told, plus its path.
@@ -86,7 +111,7 @@ async fn discovery(State(app): State<App>, ws: WebSocketUpgrade, req: Request) -
     let headers = req.headers().clone();
     configure(ws).on_upgrade(move |socket| async move {
         if let Err(e) = discover(&app, &conn, &headers, socket).await {
-            tracing::info!(peer = %conn.remote, "LNS discovery failed: {e}");
+            log_refusal(&app, &conn, Reason::BadRequest, "LNS discovery failed", &e);
         }
     })
 }
@@ -103,20 +128,30 @@ async fn discover(
     let Some(Ok(Message::Text(text))) = first else {
         return Err("no discovery request".into());
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("discovery request is not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("discovery request is not JSON: {}", escaped(&e.to_string())))?;
     let router = v.get("router").cloned().unwrap_or_default();
     let answer = match Eui::from_json(&router) {
-        Err(e) => json!({"router": router, "error": format!("bad router id: {e}")}),
+        Err(e) => {
+            log_refusal(
+                app,
+                conn,
+                Reason::BadRequest,
+                "LNS discovery refused",
+                &e.to_string(),
+            );
+            // Echo only as much of a bad id as the error quotes.
+            json!({"router": clip(&router.to_string()), "error": format!("bad router id: {e}")})
+        }
         Ok(eui) => match admit(app, eui, &evidence(conn, headers)).await {
             Ok(gw) => {
                 let uri = traffic_uri(app, &gw, headers);
                 tracing::info!(gateway = %eui, peer = %conn.remote, uri = %uri, "LNS discovery");
                 json!({"router": router, "muxs": "muxs-::0", "uri": uri})
             }
-            Err(reason) => {
-                tracing::warn!(gateway = %eui, peer = %conn.remote, "LNS discovery refused: {reason}");
-                json!({"router": router, "error": reason})
+            Err((reason, detail)) => {
+                log_refusal(app, conn, reason, "LNS discovery refused", &detail);
+                json!({"router": router, "error": REFUSED})
             }
         },
     };
@@ -141,14 +176,25 @@ async fn traffic(
         .unwrap_or_default();
     let eui: Eui = match eui.parse() {
         Ok(e) => e,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e) => {
+            let e = e.to_string();
+            log_refusal(
+                &app,
+                &conn,
+                Reason::BadRequest,
+                "LNS connection refused",
+                &e,
+            );
+            return (StatusCode::BAD_REQUEST, e).into_response();
+        }
     };
     let gw = match admit(&app, eui, &evidence(&conn, req.headers())).await {
         Ok(gw) => gw,
-        Err(reason) => {
-            tracing::warn!(gateway = %eui, peer = %conn.remote, "LNS connection refused: {reason}");
-            return (StatusCode::FORBIDDEN, reason).into_response();
+        Err((reason, detail)) => {
+            log_refusal(&app, &conn, reason, "LNS connection refused", &detail);
+            return (StatusCode::FORBIDDEN, REFUSED).into_response();
         }
     };
-    configure(ws).on_upgrade(move |socket| super::session::run(app, gw, socket))
+    let peer = conn.remote.ip();
+    configure(ws).on_upgrade(move |socket| super::session::run(app, gw, peer, socket))
 }

@@ -13,7 +13,7 @@ pub mod regions;
 pub mod registry;
 mod session;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -46,6 +46,8 @@ pub struct Lns {
     sessions: Arc<Semaphore>,
     uplinks_tx: mpsc::Sender<UplinkEvent>,
     uplinks_rx: Mutex<Option<mpsc::Receiver<UplinkEvent>>>,
+    /// Uplinks dropped because the queue was full (a metrics endpoint reads it).
+    uplinks_dropped: AtomicU64,
     next_diid: AtomicI64,
 }
 
@@ -58,6 +60,7 @@ impl Lns {
             limits,
             uplinks_tx: tx,
             uplinks_rx: Mutex::new(Some(rx)),
+            uplinks_dropped: AtomicU64::new(0),
             // Start from the clock so diids differ across restarts.
             next_diid: AtomicI64::new(crate::lorawan::gps::unix_now_us()),
         }
@@ -65,6 +68,15 @@ impl Lns {
 
     fn next_diid(&self) -> i64 {
         self.next_diid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn count_dropped_uplink(&self) {
+        self.uplinks_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Uplinks dropped since start because `[lns] uplink_queue` was full.
+    pub fn uplinks_dropped(&self) -> u64 {
+        self.uplinks_dropped.load(Ordering::Relaxed)
     }
 
     /// The uplink queue's receiving end; only the first caller gets it.

@@ -2,10 +2,13 @@
 //! `version`, the uplinks (`updf`, `jreq`/`rejoin`, `propdf`), `dntxed`,
 //! `timesync` and the `getxtime` reply. An unknown `msgtype` is its own variant,
 //! to be logged, never fatal. Also the builders for what the server sends.
-//! Pure: no I/O, no clock (times are passed in).
+//! Pure: no I/O, no clock (times are passed in). Error texts quote the client only
+//! escaped and capped (`logguard`), so they may go into logs as they are.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+use crate::logguard::{clip, escaped};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Version {
@@ -125,7 +128,7 @@ pub enum MsgError {
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    hex::decode(s).map_err(|e| format!("bad hex {s:?}: {e}"))
+    hex::decode(s).map_err(|e| format!("bad hex {}: {e}", clip(s)))
 }
 
 /// Station writes EUIs as `HH-HH-...`; accept that, or plain hex, or an integer.
@@ -196,15 +199,18 @@ fn frame(msgtype: &str, v: &Value) -> Result<Frame, String> {
 }
 
 pub fn parse(text: &str) -> Result<Incoming, MsgError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| MsgError::Json(e.to_string()))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| MsgError::Json(escaped(&e.to_string())))?;
     let msgtype = v
         .get("msgtype")
         .and_then(Value::as_str)
         .ok_or(MsgError::NoType)?
         .to_string();
+    // An error's text may quote the client: it is escaped and capped here, so
+    // every `MsgError` is safe to log as it is.
     let field = |message: String| MsgError::Field {
-        msgtype: msgtype.clone(),
-        message,
+        msgtype: clip(&msgtype),
+        message: escaped(&message),
     };
     Ok(match msgtype.as_str() {
         "version" => Incoming::Version(Version::deserialize(&v).map_err(|e| field(e.to_string()))?),

@@ -3,8 +3,11 @@
 //! downlinks, `dntxed`, `timesync` and `getxtime` until the gateway goes away, is
 //! replaced by a new connection, stops answering pings, or the server shuts down.
 //! Every downlink waiting for its `dntxed` is resolved when the session ends.
+//! What the gateway sends reaches the log only escaped and clipped, and bad
+//! messages only within the refusal log budget (`logguard`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -17,6 +20,7 @@ use super::registry::{Command, Handle, LiveStats};
 use super::UplinkEvent;
 use crate::app::{now, App};
 use crate::eui::Eui;
+use crate::logguard::{clip, escaped, Clipped, Reason};
 use crate::lorawan::gps::{gps_from_unix_us, unix_from_gps_us, unix_now_us};
 use crate::store::Gateway;
 
@@ -70,6 +74,8 @@ impl Bucket {
 struct Session {
     app: App,
     eui: Eui,
+    /// The gateway's address: the key of its refusal log budget.
+    peer: IpAddr,
     gw: Gateway,
     handle: Handle,
     region: Option<String>,
@@ -87,7 +93,7 @@ struct Session {
 }
 
 /// Runs the session to its end.
-pub async fn run(app: App, gw: Gateway, mut socket: WebSocket) {
+pub async fn run(app: App, gw: Gateway, peer: IpAddr, mut socket: WebSocket) {
     let lns = &app.lns;
     let eui = gw.gw.eui;
     let Ok(_slot) = lns.sessions.clone().try_acquire_owned() else {
@@ -112,6 +118,7 @@ pub async fn run(app: App, gw: Gateway, mut socket: WebSocket) {
         region: gw.gw.rf_region.clone(),
         app: app.clone(),
         eui,
+        peer,
         gw,
         handle,
         configured: false,
@@ -147,6 +154,11 @@ pub async fn run(app: App, gw: Gateway, mut socket: WebSocket) {
     }
 }
 
+/// An optional client string for a log field: clipped and escaped.
+fn opt(v: &Option<String>) -> String {
+    v.as_deref().map_or_else(|| "(none)".into(), clip)
+}
+
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -179,7 +191,7 @@ impl Session {
                 frame = socket.recv() => {
                     let text = match frame {
                         None => return "connection closed".into(),
-                        Some(Err(e)) => return format!("websocket error: {e}"),
+                        Some(Err(e)) => return format!("websocket error: {}", escaped(&e.to_string())),
                         Some(Ok(Message::Text(t))) => t,
                         Some(Ok(Message::Close(_))) => return "gateway closed the connection".into(),
                         Some(Ok(Message::Binary(_))) => {
@@ -256,7 +268,11 @@ impl Session {
             Ok(m) => m,
             Err(e) => {
                 self.with_stats(|s| s.dropped += 1);
-                tracing::warn!(gateway = %self.eui, "message dropped: {e}");
+                // `MsgError` is escaped and capped already; the budget keeps a
+                // gateway's stream of bad messages from becoming one of log lines.
+                if let Some(suppressed) = self.app.refusals.note(Reason::LnsBadMessage, self.peer) {
+                    tracing::warn!(gateway = %self.eui, "message dropped: {e}{suppressed}");
+                }
                 return Ok(None);
             }
         };
@@ -295,7 +311,7 @@ impl Session {
                     Ok(_) => {}
                     Err(e) => tracing::error!(gateway = %self.eui, "recording LNS version: {e}"),
                 }
-                tracing::info!(gateway = %self.eui, station = ?v.station, package = ?v.package, model = ?v.model, features = ?v.features, "LNS version");
+                tracing::info!(gateway = %self.eui, station = %opt(&v.station), package = %opt(&v.package), model = %opt(&v.model), features = %opt(&v.features), "LNS version");
                 let Some(config) = config else {
                     let err = serde_json::json!({"msgtype": "error", "error": warning.unwrap_or_default()});
                     socket
@@ -330,9 +346,11 @@ impl Session {
                     received_at: at,
                     uplink: *u,
                 };
+                // Nothing consumes the queue yet in a running server (issue 9):
+                // a full queue drops silently and counts, never a line per frame.
                 if self.app.lns.uplinks_tx.try_send(event).is_err() {
                     self.with_stats(|s| s.dropped += 1);
-                    tracing::warn!(gateway = %self.eui, "uplink dropped: the internal uplink queue ([lns] uplink_queue) is full");
+                    self.app.lns.count_dropped_uplink();
                 }
                 Ok(None)
             }
@@ -390,7 +408,9 @@ impl Session {
                 Ok(None)
             }
             Incoming::Unknown(t) => {
-                tracing::info!(gateway = %self.eui, msgtype = %t, "unknown message type ignored");
+                if let Some(suppressed) = self.app.refusals.note(Reason::LnsBadMessage, self.peer) {
+                    tracing::info!(gateway = %self.eui, msgtype = %Clipped(&t), "unknown message type ignored{suppressed}");
+                }
                 Ok(None)
             }
         }

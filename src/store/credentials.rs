@@ -182,7 +182,59 @@ fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<Option<i64>, StoreE
     Ok(attempt)
 }
 
+/// Deletes one generation that is not current, once the current one of its
+/// service is confirmed (the gateway then holds something that works).
+fn delete(
+    c: &mut Connection,
+    gateway_id: &str,
+    service: Service,
+    generation: u32,
+) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    let state: String = tx.query_row(
+        "SELECT state FROM credentials WHERE gateway_id = ?1 AND service = ?2 AND generation = ?3",
+        params![gateway_id, service.as_str(), generation],
+        |r| r.get(0),
+    )?;
+    if state == "current" {
+        return Err(StoreError::Conflict(format!(
+            "{} generation {generation} is the current one; issue a new generation, let the gateway confirm it, then delete this one",
+            service.as_str()
+        )));
+    }
+    let confirmed: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM credentials
+         WHERE gateway_id = ?1 AND service = ?2 AND state = 'current' AND confirmed_at IS NOT NULL",
+        params![gateway_id, service.as_str()],
+        |r| r.get(0),
+    )?;
+    if !confirmed {
+        return Err(StoreError::Conflict(format!(
+            "the gateway has not confirmed its current {} generation yet; generation {generation} may be all it holds. Wait for its next poll",
+            service.as_str()
+        )));
+    }
+    tx.execute(
+        "DELETE FROM credentials WHERE gateway_id = ?1 AND service = ?2 AND generation = ?3",
+        params![gateway_id, service.as_str(), generation],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 impl Store {
+    /// Deletes a generation that is not current (the backup one too): its token
+    /// and certificate stop working at once.
+    pub async fn delete_credential(
+        &self,
+        gateway_id: String,
+        service: Service,
+        generation: u32,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| delete(c, &gateway_id, service, generation))
+            .await
+    }
+
     /// The gateway with this EUI, its credential generations, its open task and
     /// the definitions matching `reported`: everything a poll decides on.
     pub async fn poll_context(
