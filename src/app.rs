@@ -24,6 +24,8 @@ pub struct AppState {
     pub lns: crate::lns::Lns,
     /// Last-contact times of settled gateways, written behind.
     pub contacts: crate::cups::contacts::Contacts,
+    /// Open registration's per-source and global rate limits.
+    pub registrations: crate::cups::throttle::RegistrationThrottle,
     /// Running FUOTA jobs (the scheduler's side of the stored tasks).
     pub fuota: crate::fuota::runner::Fuota,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.

@@ -107,6 +107,14 @@ pub enum UnknownGateways {
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaysConfig {
     pub unknown: UnknownGateways,
+    /// Open registration: gateways one source address (an IPv6 /64) may
+    /// register per minute.
+    pub register_per_source_per_min: u32,
+    /// Open registration: gateways all sources together may register per minute.
+    pub register_per_min: u32,
+    /// Open registration: gateways it registered that have not yet confirmed a
+    /// CUPS generation; at this many, further unknown EUIs are refused.
+    pub max_unconfirmed: u64,
 }
 
 /// Resource limits; every bounded queue and timeout comes from here.
@@ -129,6 +137,9 @@ pub struct Limits {
     pub drain_secs: u64,
     /// Largest blob upload (update.bin, FUOTA image).
     pub blob_bytes: u64,
+    /// A peer that takes none of the bytes we are sending for this many seconds
+    /// (an update download whose reader stopped) is disconnected.
+    pub send_stall_secs: u64,
 }
 
 impl Default for Config {
@@ -185,6 +196,9 @@ impl Default for GatewaysConfig {
     fn default() -> GatewaysConfig {
         GatewaysConfig {
             unknown: UnknownGateways::Reject,
+            register_per_source_per_min: 10,
+            register_per_min: 60,
+            max_unconfirmed: 1000,
         }
     }
 }
@@ -200,6 +214,7 @@ impl Default for Limits {
             api_body_bytes: 1024 * 1024,
             drain_secs: 30,
             blob_bytes: 256 * 1024 * 1024,
+            send_stall_secs: 60,
         }
     }
 }
@@ -307,6 +322,16 @@ impl Config {
             ("limits.cups_body_bytes", l.cups_body_bytes as u64),
             ("limits.api_body_bytes", l.api_body_bytes as u64),
             ("limits.blob_bytes", l.blob_bytes),
+            ("limits.send_stall_secs", l.send_stall_secs),
+            (
+                "gateways.register_per_source_per_min",
+                u64::from(self.gateways.register_per_source_per_min),
+            ),
+            (
+                "gateways.register_per_min",
+                u64::from(self.gateways.register_per_min),
+            ),
+            ("gateways.max_unconfirmed", self.gateways.max_unconfirmed),
             ("lns.max_connections", self.lns.max_connections as u64),
             ("lns.max_inflight", self.lns.max_inflight as u64),
             ("lns.ping_interval_secs", self.lns.ping_interval_secs),

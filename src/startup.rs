@@ -111,6 +111,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
     let app: App = Arc::new(AppState {
         lns: crate::lns::Lns::new(cfg.lns.clone()),
         contacts: Default::default(),
+        registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
         fuota: Default::default(),
         shutdown: shutdown.clone(),
         config: cfg,
