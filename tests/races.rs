@@ -169,3 +169,36 @@ async fn simultaneous_first_polls_in_register_mode_get_no_5xx() {
         "{gws}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_upload_and_delete_of_one_blob_never_leave_a_row_without_its_file() {
+    let srv = TestServer::start().await;
+    let bytes: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let id = srv.upload(&bytes).await["Id"].as_str().unwrap().to_string();
+    let file = srv
+        .state_dir()
+        .join("blobs")
+        .join(id.replace("sha256:", "sha256-"));
+    let mut broken = 0;
+    for _ in 0..150 {
+        let (api_up, api_del) = (srv.api(), srv.api());
+        let body = bytes.clone();
+        let up = tokio::spawn(async move { api_up.send(Method::POST, "/blobs", Some(body)).await });
+        let path = format!("/blobs/{id}");
+        let del = tokio::spawn(async move { api_del.send(Method::DELETE, &path, None).await });
+        let (up, del) = (up.await.unwrap().unwrap(), del.await.unwrap().unwrap());
+        assert_eq!(up.0, 201, "{}", String::from_utf8_lossy(&up.1));
+        assert!(del.0 == 204 || del.0 == 404, "delete: {}", del.0);
+        let row = srv
+            .call(Method::GET, &format!("/blobs/{id}"), None)
+            .await
+            .is_ok();
+        if row != file.exists() {
+            broken += 1;
+        }
+        if !row {
+            srv.upload(&bytes).await;
+        }
+    }
+    assert_eq!(broken, 0, "rounds that left a row and its file disagreeing");
+}
