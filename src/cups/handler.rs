@@ -201,9 +201,33 @@ async fn handle(
         keys: info.keys.clone(),
     };
     let wanted = wanted(app, &gw, &ctx.credentials);
+    // Station copies its regular set to cups-bak once, on its first successful
+    // poll: the generation that authenticated that poll must keep working.
+    let backup = match &proof {
+        Some(Proof::Generation { generation, .. }) if gw.last_report.is_none() => {
+            Some((Service::Cups, *generation))
+        }
+        _ => None,
+    };
+    let auth = proof
+        .as_ref()
+        .map_or_else(|| "none (open registration)".to_string(), Proof::describe);
+    let report = CupsReport {
+        at: now(),
+        peer: conn.remote.to_string(),
+        station: info.station.clone(),
+        model: info.model.clone(),
+        package: info.package.clone(),
+        keys: info.keys.clone(),
+        cups_uri: info.cups_uri.clone(),
+        tc_uri: info.tc_uri.clone(),
+        cups_cred_crc: info.cups_cred_crc,
+        tc_cred_crc: info.tc_cred_crc,
+        auth: auth.clone(),
+    };
     let mut fw = ctx.firmware;
     let mut replans = 0;
-    let (plan, update, decision, auth, attempt) = loop {
+    let (plan, update, decision, attempt) = loop {
         let (plan, update) = plan_firmware(app, eui, &fw, &reported).await;
         let section = update.as_ref().map(|(d, _)| UpdateSection {
             key_crc: d.sig_key_crc,
@@ -212,30 +236,6 @@ async fn handle(
         });
         let decision = decide(&info, &wanted, section.as_ref());
         decision.head.validate().map_err(|e| internal(&e))?;
-        // Station copies its regular set to cups-bak once, on its first successful
-        // poll: the generation that authenticated that poll must keep working.
-        let backup = match &proof {
-            Some(Proof::Generation { generation, .. }) if gw.last_report.is_none() => {
-                Some((Service::Cups, *generation))
-            }
-            _ => None,
-        };
-        let auth = proof
-            .as_ref()
-            .map_or_else(|| "none (open registration)".to_string(), Proof::describe);
-        let report = CupsReport {
-            at: now(),
-            peer: conn.remote.to_string(),
-            station: info.station.clone(),
-            model: info.model.clone(),
-            package: info.package.clone(),
-            keys: info.keys.clone(),
-            cups_uri: info.cups_uri.clone(),
-            tc_uri: info.tc_uri.clone(),
-            cups_cred_crc: info.cups_cred_crc,
-            tc_cred_crc: info.tc_cred_crc,
-            auth: auth.clone(),
-        };
         let confirmed = news(&decision.confirmed, &ctx.credentials);
         // A settled gateway's poll changes only its last-contact time: written behind.
         let settled = confirmed.is_empty()
@@ -249,19 +249,19 @@ async fn handle(
             app.contacts.record(
                 gw.gw.id.clone(),
                 Contact {
-                    at: report.at,
-                    peer: report.peer,
-                    auth: report.auth,
+                    at: report.at.clone(),
+                    peer: report.peer.clone(),
+                    auth: report.auth.clone(),
                 },
             );
-            break (plan, update, decision, auth, None);
+            break (plan, update, decision, None);
         }
         app.contacts.forget(&gw.gw.id);
         let recorded = app
             .store
             .record_poll(PollRecord {
                 gateway_id: gw.gw.id.clone(),
-                report,
+                report: report.clone(),
                 confirmed,
                 backup,
                 tasks: plan.changes.clone(),
@@ -269,7 +269,7 @@ async fn handle(
             })
             .await;
         match recorded {
-            Ok(attempt) => break (plan, update, decision, auth, attempt),
+            Ok(attempt) => break (plan, update, decision, attempt),
             Err(StoreError::Stale(why)) => {
                 replans += 1;
                 tracing::debug!(gateway = %eui, replans, "re-planning a poll: {why}");
