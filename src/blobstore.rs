@@ -169,7 +169,10 @@ impl BlobFiles {
     /// adopted: the one crash that leaves a complete file without a row and
     /// whose blob was wanted is an upload that never answered 201, and its
     /// client sends it again (the same bytes get the same Id); the other is a
-    /// delete the operator asked for, which adopting would undo.
+    /// delete the operator asked for, which adopting would undo. It assumes no
+    /// other process is uploading into the same folder at that moment (one server
+    /// per `state_dir` today); several processes sharing one would need a grace
+    /// period on the file's age here.
     pub fn reconcile(&self, rows: &HashSet<String>) -> std::io::Result<Reconciled> {
         let files = self.file_ids()?;
         let mut out = Reconciled::default();
