@@ -118,6 +118,10 @@ tokens = ["bench-api-token"]
 
 [gateways]
 unknown = "register"
+# The warm-up registers every gateway through open registration from one address.
+register_per_source_per_min = 4000000000
+register_per_min = 4000000000
+max_unconfirmed = 4000000000
 
 [limits]
 max_connections = 16384

@@ -225,6 +225,14 @@ pub enum UnknownGateways {
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaysConfig {
     pub unknown: UnknownGateways,
+    /// Open registration: gateways one source address (an IPv6 /64) may
+    /// register per minute.
+    pub register_per_source_per_min: u32,
+    /// Open registration: gateways all sources together may register per minute.
+    pub register_per_min: u32,
+    /// Open registration: gateways it registered that have not yet confirmed a
+    /// CUPS generation; at this many, further unknown EUIs are refused.
+    pub max_unconfirmed: u64,
 }
 
 /// Resource limits; every bounded queue and timeout comes from here.
@@ -255,6 +263,9 @@ pub struct Limits {
     /// Source addresses whose refusal log budget is tracked; beyond this, new
     /// sources share one budget (bounds the memory a spoofing flood can take).
     pub refusal_log_sources: usize,
+    /// A peer that takes none of the bytes we are sending for this many seconds
+    /// (an update download whose reader stopped) is disconnected.
+    pub send_stall_secs: u64,
 }
 
 impl Default for Config {
@@ -312,6 +323,9 @@ impl Default for GatewaysConfig {
     fn default() -> GatewaysConfig {
         GatewaysConfig {
             unknown: UnknownGateways::Reject,
+            register_per_source_per_min: 10,
+            register_per_min: 60,
+            max_unconfirmed: 1000,
         }
     }
 }
@@ -330,6 +344,7 @@ impl Default for Limits {
             refusal_log_per_source_per_min: 10,
             refusal_log_per_min: 300,
             refusal_log_sources: 4096,
+            send_stall_secs: 60,
         }
     }
 }
@@ -459,6 +474,16 @@ impl Config {
                 u64::from(l.refusal_log_per_min),
             ),
             ("limits.refusal_log_sources", l.refusal_log_sources as u64),
+            ("limits.send_stall_secs", l.send_stall_secs),
+            (
+                "gateways.register_per_source_per_min",
+                u64::from(self.gateways.register_per_source_per_min),
+            ),
+            (
+                "gateways.register_per_min",
+                u64::from(self.gateways.register_per_min),
+            ),
+            ("gateways.max_unconfirmed", self.gateways.max_unconfirmed),
             ("lns.max_connections", self.lns.max_connections as u64),
             ("lns.max_inflight", self.lns.max_inflight as u64),
             ("lns.ping_interval_secs", self.lns.ping_interval_secs),

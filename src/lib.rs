@@ -20,6 +20,7 @@ pub mod lorawan; // time on air and GPS time
 pub mod pki; // CA, server and gateway certificates; the development PKI
 pub mod provisioning; // issuing credential generations and gateway files
 pub mod server; // listeners, accept loops, connection limits, shutdown
+pub mod stall; // send-progress timeout: closing peers that stop reading
 pub mod startup; // building AppState from a config: store, PKI, tokens
 pub mod store; // SQLite: migrations and every query
 pub mod tls; // rustls configs and peer certificates

@@ -91,10 +91,12 @@ pub enum Reason {
     ApiToken,
     /// An LNS message that does not parse, or of an unknown type.
     LnsBadMessage,
+    /// Open registration throttled, or full of unconfirmed gateways.
+    RegistrationRefused,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::BadRequest,
         Reason::TooLarge,
         Reason::Timeout,
@@ -103,6 +105,7 @@ impl Reason {
         Reason::NotAuthenticated,
         Reason::ApiToken,
         Reason::LnsBadMessage,
+        Reason::RegistrationRefused,
     ];
 
     /// The counter's name, as a metrics endpoint would show it.
@@ -116,6 +119,7 @@ impl Reason {
             Reason::NotAuthenticated => "not_authenticated",
             Reason::ApiToken => "api_token",
             Reason::LnsBadMessage => "lns_bad_message",
+            Reason::RegistrationRefused => "registration_refused",
         }
     }
 }

@@ -85,6 +85,7 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
         permits: Arc::new(Semaphore::new(limits.max_connections)),
         handshake_timeout: Duration::from_secs(limits.handshake_timeout_secs),
         header_timeout: Duration::from_secs(limits.header_timeout_secs),
+        send_stall: Duration::from_secs(limits.send_stall_secs),
     };
     let api = Face {
         name: "api",
@@ -176,6 +177,8 @@ struct Face {
     permits: Arc<Semaphore>,
     handshake_timeout: Duration,
     header_timeout: Duration,
+    /// A peer that takes none of our bytes this long is closed (`stall`).
+    send_stall: Duration,
 }
 
 async fn accept_loop(
@@ -258,7 +261,10 @@ where
         .header_read_timeout(face.header_timeout)
         .max_buf_size(64 * 1024);
     let conn = builder
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(
+            TokioIo::new(crate::stall::StallGuard::new(io, face.send_stall)),
+            service,
+        )
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {

@@ -63,6 +63,30 @@ fn api_tokens(cfg: &Config) -> Result<(Vec<String>, Option<PathBuf>), StartError
     Ok((vec![token], Some(path)))
 }
 
+/// Blob rows against blob files, before anything serves: files with no row (a
+/// crash cut an upload or a delete in two) are removed; rows with no file are
+/// reported, because such a blob cannot be delivered.
+async fn reconcile_blobs(
+    store: &Store,
+    blobs: &crate::blobstore::BlobFiles,
+    cfg: &Config,
+) -> Result<(), StartError> {
+    let rows = store.blob_ids().await?.into_iter().collect();
+    let found = blobs
+        .reconcile(&rows)
+        .map_err(|source| StartError::StateDir {
+            path: cfg.state_dir.join("blobs"),
+            source,
+        })?;
+    for id in &found.removed {
+        tracing::warn!(blob = %id, "removed a blob file that has no row: a crash cut its upload (never answered 201) or its delete short");
+    }
+    for id in &found.missing {
+        tracing::warn!(blob = %id, "blob file is missing from state_dir/blobs: the blob cannot be delivered; delete it (DELETE /blobs/{id}) and upload the file again");
+    }
+    Ok(())
+}
+
 /// Builds the state, binds every listener, and starts serving in a task.
 pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
     create_private_dir(&cfg.state_dir).map_err(|source| StartError::StateDir {
@@ -100,6 +124,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
             source,
         }
     })?;
+    reconcile_blobs(&store, &blobs, &cfg).await?;
     let interrupted = store.close_in_flight_attempts().await?;
     if interrupted > 0 {
         tracing::warn!(
@@ -112,6 +137,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         lns: crate::lns::Lns::new(cfg.lns.clone()),
         contacts: Default::default(),
         refusals: crate::logguard::Refusals::new(&cfg.limits),
+        registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
         fuota: Default::default(),
         shutdown: shutdown.clone(),
         config: cfg,

@@ -46,7 +46,7 @@ async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoRespons
         ));
     }
     let idle = Duration::from_secs(app.config.limits.body_timeout_secs);
-    let (id, size) = app
+    let staged = app
         .blobs
         .receive(req.into_body(), cap, idle)
         .await
@@ -55,6 +55,16 @@ async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoRespons
             UploadError::Io(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             _ => ApiError::validation(e.to_string()),
         })?;
+    // The file and its row appear under the Id's lock: a delete of the same
+    // bytes runs wholly before or wholly after.
+    let (id, size) = (staged.id.clone(), staged.size);
+    let lock = app.blobs.lock(&id).await;
+    app.blobs.publish(staged, &lock).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing the upload: {e}"),
+        )
+    })?;
     let row = app
         .store
         .insert_blob(BlobRow {
@@ -63,6 +73,7 @@ async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoRespons
             created_at: now(),
         })
         .await?;
+    drop(lock);
     tracing::info!(blob = %id, size, "blob stored");
     Ok((
         StatusCode::CREATED,
@@ -83,21 +94,37 @@ async fn list(
     .await
 }
 
+/// A blob, and whether its file is there: a row whose file is gone (see the
+/// start-up log) says so, and how to repair it.
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let b = app
         .store
         .blob(id.clone())
         .await
         .map_err(missing(format!("blob {id}")))?;
-    Ok(Json(blob_json(&b)))
+    let mut v = blob_json(&b);
+    let present = app.blobs.exists(&b.id).await;
+    v["FilePresent"] = json!(present);
+    if !present {
+        tracing::warn!(blob = %b.id, "blob file is missing");
+        v["Problem"] = json!(missing_file(&b.id));
+    }
+    Ok(Json(v))
+}
+
+fn missing_file(id: &str) -> String {
+    format!("the file of blob {id} is missing from state_dir/blobs; delete the blob (DELETE /blobs/{id}) and upload the file again")
 }
 
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    // Row and file go under the Id's lock, so an upload of the same bytes cannot
+    // slip its row in between.
+    let lock = app.blobs.lock(&id).await;
     app.store
         .delete_blob(id.clone())
         .await
         .map_err(missing(format!("blob {id}")))?;
-    app.blobs.remove(&id).await.map_err(|e| {
+    app.blobs.remove(&id, &lock).await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("removing blob file: {e}"),
@@ -115,12 +142,19 @@ pub(super) async fn existing_blob(app: &App, field: &str, id: &str) -> Result<Bl
             "{field} {id:?} is not a blob Id; upload the file with `stationkeeper blobs upload FILE` (POST /blobs) and use the \"sha256:...\" Id it returns"
         )));
     }
-    app.store.blob(id.to_string()).await.map_err(|e| match e {
+    let blob = app.store.blob(id.to_string()).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::validation(format!(
             "{field} {id} names no uploaded blob; upload the file first (POST /blobs)"
         )),
         other => other.into(),
-    })
+    })?;
+    if !app.blobs.exists(id).await {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{field}: {}", missing_file(id)),
+        ));
+    }
+    Ok(blob)
 }
 
 #[derive(Deserialize)]

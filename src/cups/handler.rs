@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use super::answer::AnswerHead;
 use super::decide::{decide, Target, UpdateSection, Wanted};
 use super::request::UpdateInfo;
+use super::throttle::Throttled;
 use crate::app::{now, App, AppState};
 use crate::config::UnknownGateways;
 use crate::filebody::FileBody;
@@ -26,9 +27,13 @@ use crate::logguard::{escaped, Reason};
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
-    Contact, CredState, Credential, CupsReport, DefinitionRow, Gateway, NewGateway, Origin,
-    PollRecord,
+    Contact, CredState, Credential, CupsReport, DefinitionRow, FirmwareContext, Gateway,
+    NewGateway, Origin, PollRecord, Registration, StoreError,
 };
+
+/// How often one poll re-plans after losing a race for its gateway's task
+/// before it answers without touching tasks.
+const MAX_REPLANS: u32 = 4;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -187,7 +192,7 @@ async fn handle(
     let mut ctx = match app.store.poll_context(eui, reported.clone()).await.map_err(|e| internal(&e))? {
         Some(ctx) => ctx,
         None if register_mode => {
-            register(app, conn, eui).await.map_err(|e| internal(&e))?;
+            register(app, conn, eui).await?;
             app.store
                 .poll_context(eui, reported.clone())
                 .await
@@ -253,49 +258,15 @@ async fn handle(
             .map_err(|e| internal(&e))?;
     }
 
-    // Firmware: advance the open task or start a matching one.
-    let fw = &ctx.firmware;
-    let candidates: Vec<_> = fw.candidates.iter().map(|d| d.machine()).collect();
-    let mut plan = task::plan(
-        fw.open.as_ref().map(|(t, _)| t),
-        &candidates,
-        &Reported {
-            version: reported,
-            keys: info.keys.clone(),
-        },
-    );
-    let mut update = None;
-    if let Some(change) = plan.delivery().cloned() {
-        let def = fw
-            .open
-            .iter()
-            .map(|(_, d)| d)
-            .chain(&fw.candidates)
-            .find(|d| d.id == change.definition_id)
-            .expect("the plan delivers a definition it was given");
-        match open_update(app, def).await {
-            Ok(file) => update = Some((def, file)),
-            Err(e) => {
-                // Never half-deliver: answer without the update and leave that
-                // task where it is, so the next poll tries again.
-                tracing::error!(gateway = %eui, definition = %def.id, "cannot deliver update: {e}");
-                for c in plan.changes.iter_mut().filter(|c| c.deliver) {
-                    c.deliver = false;
-                    c.to = c.from.unwrap_or(crate::firmware::task::Status::Pending);
-                    c.reason = format!("the update file cannot be read on the server ({e}); it is sent once that is fixed");
-                }
-            }
-        }
-    }
-    let section = update.as_ref().map(|(d, _)| UpdateSection {
-        key_crc: d.sig_key_crc,
-        signature: d.signature.clone(),
-        len: d.blob_size as u32,
-    });
-
+    // Firmware, the answer and its record. When another poll of this gateway
+    // moved its task first, the record is refused as stale: load the tasks again
+    // and re-plan. After MAX_REPLANS the poll is answered without touching tasks
+    // (the next poll steps them), so a burst of polls never gets a 5xx.
+    let reported = Reported {
+        version: reported,
+        keys: info.keys.clone(),
+    };
     let wanted = wanted(app, &gw, &ctx.credentials);
-    let decision = decide(&info, &wanted, section.as_ref());
-    decision.head.validate().map_err(|e| internal(&e))?;
     // Station copies its regular set to cups-bak once, on its first successful
     // poll: the generation that authenticated that poll must keep working.
     let backup = match &proof {
@@ -320,38 +291,65 @@ async fn handle(
         tc_cred_crc: info.tc_cred_crc,
         auth: auth.clone(),
     };
-    let confirmed = news(&decision.confirmed, &ctx.credentials);
-    // A settled gateway's poll changes only its last-contact time: written behind.
-    let settled = confirmed.is_empty()
-        && backup.is_none()
-        && plan.changes.is_empty()
-        && gw
-            .last_report
-            .as_ref()
-            .is_some_and(|last| same_report(last, &report));
-    let attempt = if settled {
-        app.contacts.record(
-            gw.gw.id.clone(),
-            Contact {
-                at: report.at,
-                peer: report.peer,
-                auth: report.auth,
-            },
-        );
-        None
-    } else {
+    let mut fw = ctx.firmware;
+    let mut replans = 0;
+    let (plan, update, decision, attempt) = loop {
+        let (plan, update) = plan_firmware(app, eui, &fw, &reported).await;
+        let section = update.as_ref().map(|(d, _)| UpdateSection {
+            key_crc: d.sig_key_crc,
+            signature: d.signature.clone(),
+            len: d.blob_size as u32,
+        });
+        let decision = decide(&info, &wanted, section.as_ref());
+        decision.head.validate().map_err(|e| internal(&e))?;
+        let confirmed = news(&decision.confirmed, &ctx.credentials);
+        // A settled gateway's poll changes only its last-contact time: written behind.
+        let settled = confirmed.is_empty()
+            && backup.is_none()
+            && plan.changes.is_empty()
+            && gw
+                .last_report
+                .as_ref()
+                .is_some_and(|last| same_report(last, &report));
+        if settled {
+            app.contacts.record(
+                gw.gw.id.clone(),
+                Contact {
+                    at: report.at.clone(),
+                    peer: report.peer.clone(),
+                    auth: report.auth.clone(),
+                },
+            );
+            break (plan, update, decision, None);
+        }
         app.contacts.forget(&gw.gw.id);
-        app.store
+        let recorded = app
+            .store
             .record_poll(PollRecord {
                 gateway_id: gw.gw.id.clone(),
-                report,
+                report: report.clone(),
                 confirmed,
                 backup,
                 tasks: plan.changes.clone(),
                 bytes_total: decision.head.content_length(),
             })
-            .await
-            .map_err(|e| internal(&e))?
+            .await;
+        match recorded {
+            Ok(attempt) => break (plan, update, decision, attempt),
+            Err(StoreError::Stale(why)) => {
+                replans += 1;
+                tracing::debug!(gateway = %eui, replans, "re-planning a poll: {why}");
+                fw = if replans < MAX_REPLANS {
+                    app.store
+                        .firmware_context(gw.gw.id.clone(), reported.version.clone())
+                        .await
+                        .map_err(|e| internal(&e))?
+                } else {
+                    FirmwareContext::default()
+                };
+            }
+            Err(e) => return Err(internal(&e)),
+        }
     };
     for c in &plan.changes {
         if Some(c.to) != c.from {
@@ -415,28 +413,86 @@ async fn handle(
         .into_response())
 }
 
-async fn register(
+/// Plans the firmware part of a poll: step the open task, or start the first
+/// matching definition. If the plan delivers, the update file is opened here; if
+/// it cannot be, that task is left where it is and nothing is sent (never
+/// half-deliver), so the next poll tries again.
+async fn plan_firmware(
     app: &AppState,
-    conn: &ConnInfo,
     eui: crate::eui::Eui,
-) -> Result<(), crate::store::StoreError> {
-    let gw = app
-        .store
-        .register_gateway(NewGateway {
-            id: crate::app::new_id(),
-            eui,
-            name: format!("auto-{eui}"),
-            description: Some("registered by its first CUPS poll".into()),
-            rf_region: None,
-            sub_bands: None,
-            join_eui_filters: None,
-            net_id_filters: None,
-            origin: Origin::Cups,
-            created_at: now(),
-        })
-        .await?;
-    tracing::info!(gateway = %eui, id = %gw.gw.id, peer = %conn.remote, "registered unknown gateway ([gateways] unknown = \"register\")");
-    Ok(())
+    fw: &FirmwareContext,
+    reported: &Reported,
+) -> (task::Plan, Option<(DefinitionRow, tokio::fs::File)>) {
+    let candidates: Vec<_> = fw.candidates.iter().map(|d| d.machine()).collect();
+    let mut plan = task::plan(fw.open.as_ref().map(|(t, _)| t), &candidates, reported);
+    let Some(change) = plan.delivery().cloned() else {
+        return (plan, None);
+    };
+    let def = fw
+        .open
+        .iter()
+        .map(|(_, d)| d)
+        .chain(&fw.candidates)
+        .find(|d| d.id == change.definition_id)
+        .expect("the plan delivers a definition it was given");
+    match open_update(app, def).await {
+        Ok(file) => (plan, Some((def.clone(), file))),
+        Err(e) => {
+            tracing::error!(gateway = %eui, definition = %def.id, "cannot deliver update: {e}");
+            for c in plan.changes.iter_mut().filter(|c| c.deliver) {
+                c.deliver = false;
+                c.to = c.from.unwrap_or(task::Status::Pending);
+                c.reason = format!("the update file cannot be read on the server ({e}); it is sent once that is fixed");
+            }
+            (plan, None)
+        }
+    }
+}
+
+/// Open registration of an unknown EUI, within the `[gateways]` limits: the
+/// per-source and global rates (`throttle`), then the cap on gateways that never
+/// confirmed their credentials. Refusing new ones at the cap, rather than pruning
+/// the oldest, means unauthenticated traffic never deletes a gateway: pruning
+/// would let a flood evict real gateways between their first and second poll.
+async fn register(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui) -> Result<(), Refusal> {
+    let g = &app.config.gateways;
+    if let Err(t) = app.registrations.admit(conn.remote.ip()) {
+        let (who, key) = match t {
+            Throttled::Source => ("this address", "register_per_source_per_min"),
+            Throttled::Global => ("all addresses together", "register_per_min"),
+        };
+        return Err(Refusal::forbidden(
+            Reason::RegistrationRefused,
+            format!("unknown router {eui}: open registration is throttled ({who} reached [gateways] {key}); a later poll is admitted"),
+        ));
+    }
+    let new = NewGateway {
+        id: crate::app::new_id(),
+        eui,
+        name: format!("auto-{eui}"),
+        description: Some("registered by its first CUPS poll".into()),
+        rf_region: None,
+        sub_bands: None,
+        join_eui_filters: None,
+        net_id_filters: None,
+        origin: Origin::Cups,
+        created_at: now(),
+    };
+    match app.store.register_gateway(new, g.max_unconfirmed).await {
+        Ok(Registration::Created(gw)) => {
+            tracing::info!(gateway = %eui, id = %gw.gw.id, peer = %conn.remote, "registered unknown gateway ([gateways] unknown = \"register\")");
+            Ok(())
+        }
+        Ok(Registration::AlreadyThere(_)) => Ok(()),
+        Ok(Registration::Full { unconfirmed }) => Err(Refusal::forbidden(
+            Reason::RegistrationRefused,
+            format!("unknown router {eui}: {unconfirmed} gateways that open registration created have not confirmed their credentials ([gateways] max_unconfirmed); delete stale ones or raise the limit"),
+        )),
+        Err(e) => {
+            tracing::error!(gateway = %eui, "registering an unknown gateway failed: {e}");
+            Err(Refusal::internal())
+        }
+    }
 }
 
 /// Opens a definition's update file and checks it still has the registered size.

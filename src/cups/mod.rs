@@ -1,7 +1,7 @@
 //! The CUPS face: `POST /update-info` over HTTPS, as Basics Station polls it
 //! (spec/cups-protocol.md). `request` parses what the gateway reports, `decide` is
 //! the pure decision of what it gets, `answer` encodes the binary body byte for
-//! byte, `credentials` builds the blobs, and `handler` is the thin I/O shell that
+//! byte, `credentials` builds the blobs, `throttle` rate-limits open registration, and `handler` is the thin I/O shell that
 //! authenticates, loads, decides, records and writes.
 
 pub mod answer;
@@ -10,5 +10,6 @@ pub mod credentials;
 pub mod decide;
 pub mod handler;
 pub mod request;
+pub mod throttle;
 
 pub use handler::router;

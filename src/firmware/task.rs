@@ -11,6 +11,10 @@
 
 use std::fmt;
 
+/// The most times one task's update is sent: IN_PROGRESS, FIRST_RETRY and
+/// SECOND_RETRY each send it once. The store enforces it too, against races.
+pub const MAX_DELIVERIES: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     Pending,

@@ -56,6 +56,16 @@ impl Store {
         .await
     }
 
+    /// Every blob Id, for start-up's check of rows against files.
+    pub async fn blob_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.run(|c| {
+            let mut s = c.prepare("SELECT id FROM blobs")?;
+            let rows = s.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// Blobs in upload order, after blob `after` (a page's NextToken), at most `limit`.
     pub async fn list_blobs(
         &self,

@@ -1,7 +1,7 @@
 //! Credential generations per gateway and service, and the one transaction that
 //! records a CUPS poll (report, confirmations, retirements) atomically.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::gateways::{self, CupsReport, Gateway};
 use super::tasks::{self, FirmwareContext};
@@ -111,7 +111,7 @@ fn for_gateway(c: &Connection, gateway_id: &str) -> Result<Vec<Credential>, Stor
 }
 
 fn insert(c: &mut Connection, n: &NewCredential) -> Result<u32, StoreError> {
-    let tx = c.transaction()?;
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let last: Option<u32> = tx
         .query_row(
             "SELECT MAX(generation) FROM credentials WHERE gateway_id = ?1 AND service = ?2",
@@ -147,7 +147,9 @@ fn insert(c: &mut Connection, n: &NewCredential) -> Result<u32, StoreError> {
 }
 
 fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<Option<i64>, StoreError> {
-    let tx = c.transaction()?;
+    // IMMEDIATE takes the write lock first, so another process sharing the
+    // database cannot slip a write between this poll's checks and its writes.
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let attempt = tasks::apply_changes(&tx, &p.gateway_id, &p.tasks, &p.report.at, p.bytes_total)?;
     gateways::upsert_report(&tx, &p.gateway_id, &p.report)?;
     for (service, generation) in &p.confirmed {
@@ -267,16 +269,54 @@ impl Store {
     }
 
     /// Records a poll atomically; returns the delivery attempt's id, if any.
+    /// `StoreError::Stale` when the poll's task changes no longer apply (another
+    /// poll moved the task first): nothing was written; re-plan.
     pub async fn record_poll(&self, p: PollRecord) -> Result<Option<i64>, StoreError> {
         self.run(move |c| record_poll(c, &p)).await
     }
 
-    /// Registers a gateway (unknown = "register") and records its first poll at once.
-    pub async fn register_gateway(&self, g: gateways::NewGateway) -> Result<Gateway, StoreError> {
+    /// Registers a gateway for open registration (unknown = "register"), in one
+    /// transaction: a concurrent first poll that registered the EUI first is no
+    /// error (its row is returned), and at `max_unconfirmed` gateways that open
+    /// registration created and that never confirmed a CUPS generation, nothing
+    /// is inserted.
+    pub async fn register_gateway(
+        &self,
+        g: gateways::NewGateway,
+        max_unconfirmed: u64,
+    ) -> Result<Registration, StoreError> {
         self.run(move |c| {
-            gateways::insert(c, &g)?;
-            gateways::by_eui(c, g.eui)?.ok_or(StoreError::NotFound)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(gw) = gateways::by_eui(&tx, g.eui)? {
+                return Ok(Registration::AlreadyThere(gw));
+            }
+            let unconfirmed: u64 = tx.query_row(
+                "SELECT COUNT(*) FROM gateways g WHERE g.origin = 'cups'
+                   AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.gateway_id = g.id
+                                     AND c.service = 'CUPS' AND c.confirmed_at IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )?;
+            if unconfirmed >= max_unconfirmed {
+                return Ok(Registration::Full { unconfirmed });
+            }
+            gateways::insert(&tx, &g)?;
+            let gw = gateways::by_eui(&tx, g.eui)?.ok_or(StoreError::NotFound)?;
+            tx.commit()?;
+            Ok(Registration::Created(gw))
         })
         .await
     }
+}
+
+/// What open registration of one EUI did.
+#[derive(Debug, Clone)]
+pub enum Registration {
+    Created(Gateway),
+    /// Another poll registered it first.
+    AlreadyThere(Gateway),
+    /// `[gateways] max_unconfirmed` is reached: nothing was inserted.
+    Full {
+        unconfirmed: u64,
+    },
 }

@@ -12,7 +12,9 @@ mod lns;
 mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
-pub use credentials::{CredState, Credential, NewCredential, PollContext, PollRecord};
+pub use credentials::{
+    CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
+};
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
@@ -41,6 +43,10 @@ pub enum StoreError {
     /// The request names something that cannot be used (the message says why).
     #[error("{0}")]
     Invalid(String),
+    /// What a write was planned from changed before it ran (another request
+    /// won the race); load again and re-plan.
+    #[error("changed concurrently: {0}")]
+    Stale(String),
     #[error("database error: {0}")]
     Db(String),
     #[error("database file is from a newer stationkeeper (schema {found}, this build knows {known}); upgrade stationkeeper")]

@@ -5,7 +5,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{Store, StoreError};
-use crate::firmware::task::{Change, Definition, OpenTask, Status, TaskRef, Version};
+use crate::firmware::task::{
+    Change, Definition, OpenTask, Status, TaskRef, Version, MAX_DELIVERIES,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefinitionRow {
@@ -146,6 +148,15 @@ pub(super) fn firmware_context(
 }
 
 /// Applies a poll's task changes; returns the id of the delivery attempt, if any.
+///
+/// Every write is conditional on what the poll planned from, checked in the
+/// statement that writes: the task still has the status the plan stepped from
+/// (and is not deleted), a new task's gateway has no open task and never had one
+/// from that definition, and a delivery finds fewer than `MAX_DELIVERIES`
+/// attempts. If another poll (or another process) got there first, nothing is
+/// written and the caller gets `StoreError::Stale`, loads again and re-plans. So
+/// concurrent polls make at most one transition per step and at most
+/// `MAX_DELIVERIES` deliveries per task, and never trip the one-open-task index.
 pub(super) fn apply_changes(
     tx: &Transaction<'_>,
     gateway_id: &str,
@@ -157,24 +168,49 @@ pub(super) fn apply_changes(
     for ch in changes {
         let task_id = match ch.task {
             TaskRef::Existing(id) => {
-                tx.prepare_cached("UPDATE tasks SET status = ?2, status_reason = ?3, updated_at = ?4 WHERE id = ?1")?
-                    .execute(params![id, ch.to.as_str(), ch.reason, now])?;
+                let from = ch.from.map_or("", Status::as_str);
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE tasks SET status = ?2, status_reason = ?3, updated_at = ?4
+                         WHERE id = ?1 AND status = ?5 AND deleted = 0",
+                    )?
+                    .execute(params![id, ch.to.as_str(), ch.reason, now, from])?;
+                if n == 0 {
+                    return Err(StoreError::Stale(format!("task {id} is no longer {from}")));
+                }
                 id
             }
             TaskRef::New => {
-                tx.prepare_cached(
-                    "INSERT INTO tasks (gateway_id, definition_id, status, status_reason, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                )?
-                .execute(params![gateway_id, ch.definition_id, ch.to.as_str(), ch.reason, now])?;
+                let n = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO tasks (gateway_id, definition_id, status, status_reason, created_at, updated_at)
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?5
+                          WHERE NOT EXISTS (SELECT 1 FROM tasks WHERE gateway_id = ?1
+                                              AND (definition_id = ?2 OR (deleted = 0 AND status IN {OPEN})))"
+                    ))?
+                    .execute(params![gateway_id, ch.definition_id, ch.to.as_str(), ch.reason, now])?;
+                if n == 0 {
+                    return Err(StoreError::Stale(format!(
+                        "gateway {gateway_id} got a task (from definition {} or another) meanwhile",
+                        ch.definition_id
+                    )));
+                }
                 tx.last_insert_rowid()
             }
         };
         if ch.deliver {
-            tx.prepare_cached(
-                "INSERT INTO task_attempts (task_id, at, bytes_total, outcome) VALUES (?1, ?2, ?3, 'InFlight')",
-            )?
-            .execute(params![task_id, now, bytes_total])?;
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO task_attempts (task_id, at, bytes_total, outcome)
+                     SELECT ?1, ?2, ?3, 'InFlight'
+                      WHERE (SELECT COUNT(*) FROM task_attempts WHERE task_id = ?1) < ?4",
+                )?
+                .execute(params![task_id, now, bytes_total, MAX_DELIVERIES])?;
+            if n == 0 {
+                return Err(StoreError::Stale(format!(
+                    "task {task_id} already had {MAX_DELIVERIES} deliveries"
+                )));
+            }
             attempt = Some(tx.last_insert_rowid());
         }
     }
@@ -197,6 +233,17 @@ fn attempts(c: &Connection, task_id: i64) -> Result<Vec<AttemptRow>, StoreError>
 }
 
 impl Store {
+    /// The gateway's open task and the definitions it could start: what a poll
+    /// re-plans from when `record_poll` found the tasks changed under it.
+    pub async fn firmware_context(
+        &self,
+        gateway_id: String,
+        reported: Version,
+    ) -> Result<FirmwareContext, StoreError> {
+        self.run(move |c| firmware_context(c, &gateway_id, &reported))
+            .await
+    }
+
     pub async fn insert_definition(&self, d: DefinitionRow) -> Result<(), StoreError> {
         self.run(move |c| {
             let upd = d.update.as_ref();

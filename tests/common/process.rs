@@ -23,17 +23,33 @@ pub fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
 /// Starts `serve` and waits for its `ready` line; returns the child, the lines
 /// of stdout, and a receiver of further stderr lines.
 pub fn start(config: &std::path::Path) -> (Child, Vec<String>, mpsc::Receiver<String>) {
+    let (child, lines, rx, _) = start_env(config, &[]);
+    (child, lines, rx)
+}
+
+/// Every stderr line a process wrote so far, start-up included.
+pub type LogLines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// `start` with extra environment variables; also returns every stderr line.
+pub fn start_env(
+    config: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> (Child, Vec<String>, mpsc::Receiver<String>, LogLines) {
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
+    let all = LogLines::default();
+    let all2 = all.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all2.lock().unwrap().push(line.clone());
             let _ = tx.send(line);
         }
     });
@@ -62,7 +78,7 @@ pub fn start(config: &std::path::Path) -> (Child, Vec<String>, mpsc::Receiver<St
             break;
         }
     }
-    (child, lines, rx)
+    (child, lines, rx, all)
 }
 
 pub fn addr_after(lines: &[String], label: &str) -> std::net::SocketAddr {
@@ -86,12 +102,19 @@ pub struct Proc {
     /// The cupsUri gateways are told (`https://<host>:<port>`).
     pub cups_uri: String,
     pub logs: mpsc::Receiver<String>,
+    /// Every stderr line so far, start-up included.
+    pub all_logs: LogLines,
     pub state: std::path::PathBuf,
 }
 
 /// Starts `serve` with `config` (from `write_config`) and reads its addresses.
 pub fn launch(config: &std::path::Path) -> Proc {
-    let (child, lines, logs) = start(config);
+    launch_env(config, &[])
+}
+
+/// `launch` with extra environment variables (test hooks).
+pub fn launch_env(config: &std::path::Path, envs: &[(&str, &str)]) -> Proc {
+    let (child, lines, logs, all_logs) = start_env(config, envs);
     let cups_uri = lines[1]
         .split("told ")
         .nth(1)
@@ -105,6 +128,7 @@ pub fn launch(config: &std::path::Path) -> Proc {
         lns: addr_after(&lines, "LNS"),
         cups_uri,
         logs,
+        all_logs,
         state: config.parent().unwrap().join("state"),
     }
 }
