@@ -73,12 +73,12 @@ enum TlsVersion {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Kx {
+    /// station 2.0.6's captured order (benches/README.md) restricted to the groups
+    /// ring has: P-384, P-256, X25519. A server that follows the client's order
+    /// picks P-384 here.
+    Station,
     /// rustls default: X25519, P-256, P-384
     Default,
-    /// station's mbedTLS 2.x default order minus what ring lacks: P-384, P-256,
-    /// X25519 (mbedTLS offers P-521 and brainpool curves first; servers that honour
-    /// the client's order, as rustls and nginx do by default, pick P-384 here)
-    Station,
     X25519,
     P256,
     P384,
@@ -133,7 +133,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "1.2")]
     tls: TlsVersion,
     /// ECDHE groups offered (the server picks among them).
-    #[arg(long, value_enum, default_value = "default")]
+    #[arg(long, value_enum, default_value = "station")]
     kx: Kx,
     /// How workers choose the next gateway.
     #[arg(long, value_enum, default_value = "random")]
@@ -184,6 +184,22 @@ struct Args {
     /// in the warm-up; this default matches them).
     #[arg(long, default_value_t = 43)]
     static_token_len: usize,
+    /// Idle-flood mode (after the warm-up of the first phase, instead of the
+    /// measured runs): open this many bare TCP connections from --flood-from that
+    /// never send a byte, at --flood-rate per second, and hold them all while
+    /// --legit-polls real polls (from the default source address, one at a time)
+    /// measure what a gateway gets meanwhile; the same polls without a flood first.
+    #[arg(long, default_value_t = 0)]
+    idle_flood: usize,
+    /// New bare connections per second in the idle flood.
+    #[arg(long, default_value_t = 600.0)]
+    flood_rate: f64,
+    /// Source address of the idle flood (any 127/8 address is loopback on Linux).
+    #[arg(long, default_value = "127.0.0.2")]
+    flood_from: std::net::IpAddr,
+    /// Real polls measured before and during the idle flood.
+    #[arg(long, default_value_t = 100)]
+    legit_polls: usize,
 }
 
 // ---------------------------------------------------------------- wire format
@@ -365,6 +381,8 @@ fn blob_token(blob: &[u8]) -> Result<String, String> {
 struct Reply {
     status: u16,
     body: Vec<u8>,
+    /// The key-exchange group the handshake negotiated.
+    kx: Option<rustls::NamedGroup>,
 }
 
 #[derive(Debug)]
@@ -413,6 +431,11 @@ async fn poll_inner(
         .await
         .map_err(|e| perr("tls", e))?;
     let info = describe.then(|| describe_conn(tls.get_ref().1));
+    let kx = tls
+        .get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .map(|g| g.name());
     tls.write_all(req).await.map_err(|e| perr("write", e))?;
     tls.flush().await.map_err(|e| perr("write", e))?;
 
@@ -478,7 +501,7 @@ async fn poll_inner(
     let body = buf.split_off(hdr_end);
     // station closes once it has the answer: close_notify + FIN, bounded
     let _ = tokio::time::timeout(Duration::from_millis(200), tls.shutdown()).await;
-    Ok((Reply { status, body }, info))
+    Ok((Reply { status, body, kx }, info))
 }
 
 async fn poll(ctx: &Ctx, req: &[u8], describe: bool) -> Result<(Reply, Option<String>), PollError> {
@@ -727,6 +750,8 @@ struct Measured {
     micros: Vec<u32>,
     elapsed: f64,
     threads_max: Option<u64>,
+    /// Polls per negotiated key-exchange group.
+    kx: BTreeMap<String, u64>,
 }
 
 async fn measure(ctx: Arc<Ctx>, gws: Arc<Vec<Gateway>>, args: &Args, with_token: bool) -> Measured {
@@ -740,6 +765,7 @@ async fn measure(ctx: Arc<Ctx>, gws: Arc<Vec<Gateway>>, args: &Args, with_token:
             let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed + w as u64);
             let mut micros = Vec::with_capacity(16 * 1024);
             let mut problems = Problems::default();
+            let mut kx = BTreeMap::<String, u64>::new();
             let n = gws.len();
             while Instant::now() < deadline {
                 let i = match pick {
@@ -752,6 +778,7 @@ async fn measure(ctx: Arc<Ctx>, gws: Arc<Vec<Gateway>>, args: &Args, with_token:
                 match poll(&ctx, &req, false).await {
                     Ok((r, _)) => {
                         let us = start.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                        *kx.entry(kx_name(r.kx)).or_default() += 1;
                         if r.status != 200 {
                             problems.add(
                                 format!("status {}", r.status),
@@ -776,15 +803,19 @@ async fn measure(ctx: Arc<Ctx>, gws: Arc<Vec<Gateway>>, args: &Args, with_token:
                     Err(e) => problems.add(e.kind, format!("{}: {}", id6(gw.eui), e.detail)),
                 }
             }
-            (micros, problems)
+            (micros, problems, kx)
         }));
     }
     let mut micros = vec![];
     let mut problems = Problems::default();
+    let mut kx = BTreeMap::<String, u64>::new();
     for t in tasks {
-        let (m, p) = t.await.expect("worker");
+        let (m, p, k) = t.await.expect("worker");
         micros.extend(m);
         problems.merge(p);
+        for (g, n) in k {
+            *kx.entry(g).or_default() += n;
+        }
     }
     let elapsed = t0.elapsed().as_secs_f64();
     micros.sort_unstable();
@@ -794,6 +825,24 @@ async fn measure(ctx: Arc<Ctx>, gws: Arc<Vec<Gateway>>, args: &Args, with_token:
         micros,
         elapsed,
         threads_max: None,
+        kx,
+    }
+}
+
+fn kx_name(g: Option<rustls::NamedGroup>) -> String {
+    g.map_or_else(|| "none".to_string(), |g| format!("{g:?}"))
+}
+
+/// `X25519` when every poll used it, else `X25519:812,secp384r1:3`.
+fn kx_summary(kx: &BTreeMap<String, u64>) -> String {
+    match kx.len() {
+        0 => "none".into(),
+        1 => kx.keys().next().cloned().unwrap_or_default(),
+        _ => kx
+            .iter()
+            .map(|(g, n)| format!("{g}:{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 
@@ -840,6 +889,7 @@ fn report(
         m.polls, errors, m.elapsed, rate
     );
     println!("  latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  max {max:.2}");
+    println!("  key exchange: {}", kx_summary(&m.kx));
     if errors > 0 {
         println!("  errors by kind:");
         m.problems.print("    ");
@@ -906,7 +956,7 @@ fn report(
     let opt = |v: Option<f64>| v.map_or("na".to_string(), |v| format!("{v:.3}"));
     let opt_u = |v: Option<u64>| v.map_or("na".to_string(), |v| v.to_string());
     println!(
-        "{} label={} gateways={} round={} concurrency={} duration={:.2} polls={} errors={} rate={:.1} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2} srv_cpu_ms_per_poll={} gen_cpu_ms_per_poll={} srv_vmhwm_kib={} srv_vmrss_kib={} srv_threads_max={} background_cpu_pct={} steal_pct={}",
+        "{} label={} gateways={} round={} concurrency={} duration={:.2} polls={} errors={} rate={:.1} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2} srv_cpu_ms_per_poll={} gen_cpu_ms_per_poll={} srv_vmhwm_kib={} srv_vmrss_kib={} srv_threads_max={} background_cpu_pct={} steal_pct={} kx={}",
         if noisy { "NOISY" } else { "RESULT" },
         side.label,
         gateways,
@@ -927,6 +977,7 @@ fn report(
         opt_u(m.threads_max),
         bg.map_or("na".to_string(), |v| format!("{v:.1}")),
         steal.map_or("na".to_string(), |v| format!("{v:.1}")),
+        kx_summary(&m.kx),
     );
     Summary {
         rate,
@@ -1032,6 +1083,124 @@ async fn measure_side(
         noisy_above,
     );
     (s, m.problems.total() == 0)
+}
+
+// ---------------------------------------------------------------- idle flood
+
+/// `n` real polls, one at a time, `gap` apart: latencies (ms, sorted) and failures.
+async fn legit_polls(ctx: &Ctx, gws: &[Gateway], n: usize, gap: Duration) -> (Vec<f64>, Problems) {
+    let mut ms = vec![];
+    let mut problems = Problems::default();
+    for i in 0..n {
+        let gw = &gws[i % gws.len()];
+        let t = Instant::now();
+        match poll(ctx, &station_request(&ctx.host, gw, true), false).await {
+            Ok((r, _)) if r.status == 200 && r.body == NOTHING => {
+                ms.push(t.elapsed().as_secs_f64() * 1e3)
+            }
+            Ok((r, _)) => problems.add(format!("status {}", r.status), id6(gw.eui)),
+            Err(e) => problems.add(e.kind, format!("{}: {}", id6(gw.eui), e.detail)),
+        }
+        tokio::time::sleep(gap.saturating_sub(t.elapsed())).await;
+    }
+    ms.sort_by(f64::total_cmp);
+    (ms, problems)
+}
+
+fn legit_line(what: &str, ms: &[f64], problems: &Problems, extra: &str) {
+    let p = |q: f64| {
+        let i = ((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len().max(1)) - 1;
+        ms.get(i).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "FLOOD phase={what} polls={} failed={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}{extra}",
+        ms.len(),
+        problems.total(),
+        p(0.5),
+        p(0.99),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
+    problems.print("  ");
+}
+
+/// Issue 9 item 4's attack: bare TCP connections from one address, none sending a
+/// byte, while a real gateway polls from another. Returns false if a poll failed.
+async fn idle_flood(ctx: &Ctx, gws: &[Gateway], args: &Args) -> bool {
+    let n = args.idle_flood;
+    let flood_secs = n as f64 / args.flood_rate;
+    let (base, base_problems) =
+        legit_polls(ctx, gws, args.legit_polls, Duration::from_millis(50)).await;
+    legit_line("before", &base, &base_problems, "");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let connected = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let slow = Arc::new(AtomicUsize::new(0));
+    let (to, from) = (ctx.addr, args.flood_from);
+    let interval = Duration::from_secs_f64(1.0 / args.flood_rate);
+    let flooder = {
+        let (stop, connected, refused, closed, slow) = (
+            stop.clone(),
+            connected.clone(),
+            refused.clone(),
+            closed.clone(),
+            slow.clone(),
+        );
+        tokio::spawn(async move {
+            let t0 = tokio::time::Instant::now();
+            for i in 0..n {
+                tokio::time::sleep_until(t0 + interval * i as u32).await;
+                let (stop, connected, refused, closed, slow) = (
+                    stop.clone(),
+                    connected.clone(),
+                    refused.clone(),
+                    closed.clone(),
+                    slow.clone(),
+                );
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    let sock = match tokio::net::TcpSocket::new_v4() {
+                        Ok(s) if s.bind(SocketAddr::new(from, 0)).is_ok() => s,
+                        _ => return refused.fetch_add(1, Ordering::Relaxed),
+                    };
+                    let mut s = tokio::select! {
+                        r = sock.connect(to) => match r {
+                            Ok(s) => s,
+                            Err(_) => return refused.fetch_add(1, Ordering::Relaxed),
+                        },
+                        _ = stop.cancelled() => return 0,
+                    };
+                    // a connect over 1 s waited for a SYN retransmit: the accept queue was full
+                    if t.elapsed() > Duration::from_secs(1) {
+                        slow.fetch_add(1, Ordering::Relaxed);
+                    }
+                    connected.fetch_add(1, Ordering::Relaxed);
+                    let mut b = [0u8; 1];
+                    tokio::select! {
+                        _ = s.read(&mut b) => closed.fetch_add(1, Ordering::Relaxed),
+                        _ = stop.cancelled() => 0,
+                    }
+                });
+            }
+        })
+    };
+    // let the flood build up, then poll through the rest of it
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let gap = Duration::from_secs_f64(((flood_secs - 4.0) / args.legit_polls as f64).max(0.01));
+    let (during, problems) = legit_polls(ctx, gws, args.legit_polls, gap).await;
+    let _ = flooder.await;
+    let extra = format!(
+        " flood_conns={n} flood_rate={} flood_connected={} flood_connect_failed={} flood_connect_over_1s={} flood_closed_by_server={}",
+        args.flood_rate,
+        connected.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        slow.load(Ordering::Relaxed),
+        closed.load(Ordering::Relaxed),
+    );
+    legit_line("during", &during, &problems, &extra);
+    stop.cancel();
+    base_problems.total() == 0 && problems.total() == 0
 }
 
 fn client_config(args: &Args) -> Result<ClientConfig, String> {
@@ -1222,6 +1391,10 @@ fn main() {
                 println!("  no gateway to poll; skipping the measured phase");
                 failed = true;
                 continue;
+            }
+            if args.idle_flood > 0 {
+                failed |= !idle_flood(&ctx, &gws, &args).await;
+                break;
             }
             let sides: Vec<&Side> = std::iter::once(&main_side).chain(compare.as_ref()).collect();
             // one probe each, to show what is negotiated

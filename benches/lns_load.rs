@@ -136,10 +136,11 @@ struct ServerArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Kx {
+    /// station 2.0.6's captured order (benches/README.md) minus what ring lacks:
+    /// P-384, P-256, X25519
+    Station,
     /// rustls default: X25519, P-256, P-384
     Default,
-    /// mbedTLS 2.x order minus what ring lacks: P-384, P-256, X25519
-    Station,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,7 +167,7 @@ struct ClientArgs {
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
     /// ECDHE groups offered (the server picks among them).
-    #[arg(long, value_enum, default_value = "default")]
+    #[arg(long, value_enum, default_value = "station")]
     kx: Kx,
     /// Delay before answering a dnmsg with dntxed (station: ~20 ms TX_AIM_GAP + 5 ms).
     #[arg(long, default_value_t = 0)]
@@ -852,6 +853,8 @@ struct Target {
     setup_timeout: Duration,
     tx_delay: Duration,
     pps: bool,
+    /// Connections per negotiated key-exchange group.
+    kx: Mutex<BTreeMap<String, u64>>,
 }
 
 async fn clients(a: ClientArgs) -> Result<(), String> {
@@ -883,6 +886,7 @@ async fn clients(a: ClientArgs) -> Result<(), String> {
         setup_timeout: Duration::from_secs_f64(a.timeout),
         tx_delay: Duration::from_millis(a.tx_delay_ms),
         pps: a.pps,
+        kx: Mutex::default(),
     });
     let counters = Arc::new(Counters::default());
     let stop = CancellationToken::new();
@@ -919,7 +923,7 @@ async fn clients(a: ClientArgs) -> Result<(), String> {
     }
     let ok = counters.established.load(Ordering::Relaxed);
     say(format!(
-        "CONNECTED n={} ok={ok} failed={} secs={secs:.2} rate={:.0} setup_p50_ms={} setup_p99_ms={} setup_max_ms={} concurrency={} {}",
+        "CONNECTED n={} ok={ok} failed={} secs={secs:.2} rate={:.0} setup_p50_ms={} setup_p99_ms={} setup_max_ms={} concurrency={} kx={} {}",
         a.n,
         counters.failed.load(Ordering::Relaxed),
         ok as f64 / secs,
@@ -927,6 +931,14 @@ async fn clients(a: ClientArgs) -> Result<(), String> {
         ms(pct(&setup, 0.99)),
         ms(setup.last().copied().unwrap_or_default()),
         a.concurrency,
+        target
+            .kx
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(g, n)| format!("{g}:{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
         mem_line()
     ));
 
@@ -1024,6 +1036,12 @@ async fn connect(eui: u64, token: &str, t: &Target) -> Result<Ws<Tls>, String> {
         .connect(t.sni.clone(), tcp)
         .await
         .map_err(|e| format!("TLS: {e}"))?;
+    let kx = tls.get_ref().1.negotiated_key_exchange_group();
+    *t.kx
+        .lock()
+        .unwrap()
+        .entry(kx.map_or_else(|| "none".into(), |g| format!("{:?}", g.name())))
+        .or_default() += 1;
     let mut ws = Ws {
         io: tls,
         buf: Vec::new(),

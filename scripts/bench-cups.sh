@@ -18,11 +18,16 @@
 #   CONCURRENCY=64           concurrent pollers in measured phases
 #   WARMUP_CONCURRENCY=128   concurrent gateways during registration
 #   TLS=1.2                  1.2 | 1.3 | default (what cups-load offers)
-#   KX=default               ECDHE groups offered: default (X25519 first) | station (P-384,
-#                            P-256, X25519: mbedTLS order) | x25519 | p256 | p384
+#   KX=station               ECDHE groups offered: station (station 2.0.6's captured order
+#                            restricted to ring's groups: P-384, P-256, X25519) | default
+#                            (rustls: X25519 first) | x25519 | p256 | p384
+#   NGINX_CURVES=X25519:prime256v1:secp384r1   nginx's ssl_ecdh_curve, with
+#                            ssl_prefer_server_ciphers on: nginx at its best for
+#                            station's hello (it picks X25519 whatever the client's order)
 #   CUPS_PORT=18443 API_PORT=17000 LNS_PORT=18887 NGINX_PORT=19443
 #   SK_LOG=info              RUST_LOG for the server (default: what operators run)
 #   SKIP_BUILD=1             use the existing target/release binaries
+#   SK_BIN=PATH              measure this stationkeeper binary (e.g. built from an older commit)
 #   LOAD_LIMIT=1800          seconds after which the load generator is stopped
 set -euo pipefail
 
@@ -36,7 +41,8 @@ NOISY_PCT=${NOISY_PCT:-10}
 CONCURRENCY=${CONCURRENCY:-64}
 WARMUP_CONCURRENCY=${WARMUP_CONCURRENCY:-128}
 TLS=${TLS:-1.2}
-KX=${KX:-default}
+KX=${KX:-station}
+NGINX_CURVES=${NGINX_CURVES:-X25519:prime256v1:secp384r1}
 CUPS_PORT=${CUPS_PORT:-18443}
 API_PORT=${API_PORT:-17000}
 LNS_PORT=${LNS_PORT:-18887}
@@ -88,7 +94,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "building release binaries"
     (cd "$REPO" && cargo build --release --bin stationkeeper --bin cups-load) >&2
 fi
-SK="$REPO/target/release/stationkeeper"
+SK=${SK_BIN:-$REPO/target/release/stationkeeper}
 LOAD="$REPO/target/release/cups-load"
 [ -x "$SK" ] && [ -x "$LOAD" ] || die "missing $SK or $LOAD"
 
@@ -167,6 +173,9 @@ http {
         ssl_certificate $TMP/state/pki/server.crt;
         ssl_certificate_key $TMP/state/pki/server.key;
         ssl_protocols TLSv1.2 TLSv1.3;
+        # nginx at its best for station's hello: the server's group order, X25519 first
+        ssl_prefer_server_ciphers on;
+        ssl_ecdh_curve $NGINX_CURVES;
         root $NG/www;
         # a static file answers POST with 405; turn that into the file with 200
         location = /update-info {
@@ -241,10 +250,16 @@ errors_of() { # label gateways: sum of errors over its rounds
                          if (f["label"] == l && f["gateways"] == g) e += f["errors"] }
         END { print e + 0 }' "$TMP/run.txt"
 }
+kx_of() { # label gateways: the groups negotiated in its kept runs
+    awk -v l="$1" -v g="$2" '
+        $1 == "RESULT" { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+                         if (f["label"] == l && f["gateways"] == g && !seen[f["kx"]]++) k = k (k == "" ? "" : " ") f["kx"] }
+        END { print (k == "" ? "na" : k) }' "$TMP/run.txt"
+}
 row() { # name gateways label
-    printf '%-16s %9s %10s %8s %8s %12s %7s\n' "$1" "$2" \
+    printf '%-16s %9s %10s %8s %8s %12s %7s %s\n' "$1" "$2" \
         "$(cmp_field "$2" "$3_rate")" "$(cmp_field "$2" "$3_p50_ms")" "$(cmp_field "$2" "$3_p99_ms")" \
-        "$(cmp_field "$2" "$3_srv_cpu_ms_per_poll")" "$(errors_of "$3" "$2")"
+        "$(cmp_field "$2" "$3_srv_cpu_ms_per_poll")" "$(errors_of "$3" "$2")" "$(kx_of "$3" "$2")"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na" || b == 0) print "na"; else printf "%.2f", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
@@ -252,14 +267,14 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 echo
 echo "== CUPS load, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), $("$NGINX" -v 2>&1 | sed 's/.*: //')"
 echo "   stationkeeper $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo 'unknown commit') (binary built $(date -u -r "$SK" +'%Y-%m-%d %H:%M UTC'))"
-echo "   fresh TCP+TLS $TLS (kx $KX) connection per poll, $CONCURRENCY pollers, median of $ROUNDS rounds of ${DURATION} s;"
+echo "   fresh TCP+TLS $TLS (kx $KX; nginx ssl_ecdh_curve $NGINX_CURVES, server preference) connection per poll, $CONCURRENCY pollers, median of $ROUNDS rounds of ${DURATION} s;"
 echo "   server and load generator share the CPUs"
-printf '%-16s %9s %10s %8s %8s %12s %7s\n' target gateways polls/s p50_ms p99_ms srv_ms/poll errors
+printf '%-16s %9s %10s %8s %8s %12s %7s %s\n' target gateways polls/s p50_ms p99_ms srv_ms/poll errors kx
 row stationkeeper "$N1" stationkeeper
 row nginx "$N1" nginx
 row stationkeeper "$N2" stationkeeper
 row nginx "$N2" nginx
-echo "polls/s stationkeeper/nginx (median of per-round ratios): $N1 gw $(cmp_field "$N1" rate_ratio), $N2 gw $(cmp_field "$N2" rate_ratio)   (target >= 0.90)"
+echo "polls/s stationkeeper/nginx (median of per-round ratios): $N1 gw $(cmp_field "$N1" rate_ratio), $N2 gw $(cmp_field "$N2" rate_ratio)   (target >= 1.2)"
 echo "server CPU per poll nginx/stationkeeper: $N1 gw $(cmp_field "$N1" cpu_ratio), $N2 gw $(cmp_field "$N2" cpu_ratio)"
 echo "stationkeeper p99 at $N2 / at $N1 gateways: $(ratio "$(cmp_field "$N2" stationkeeper_p99_ms)" "$(cmp_field "$N1" stationkeeper_p99_ms)")   (target ~1.0)"
 echo "stationkeeper peak RSS (VmHWM): $(mib "$SK_HWM")   (target <= 50 MiB); most threads in a measured run: $(awk '$1 == "RESULT" && /label=stationkeeper/ { for (i = 2; i <= NF; i++) if ($i ~ /^srv_threads_max=/) { split($i, kv, "="); if (kv[2] + 0 > m) m = kv[2] + 0 } } END { print m + 0 }' "$TMP/run.txt"); nginx master+workers VmHWM: $(mib "$NGX_HWM"); state dir: $(mib "$DB_SIZE")"

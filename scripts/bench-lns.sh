@@ -19,11 +19,13 @@
 #   HOLD=40              seconds to hold all connections after the fan-outs (longer
 #                        than the 30 s ping interval: checks keepalive; 0 skips)
 #   SETTLE=5             seconds after the last connection before reading RSS
-#   KX=default           ECDHE groups the clients offer: default | station
+#   KX=station           ECDHE groups the clients offer: station (station 2.0.6's order
+#                        restricted to ring's groups: P-384, P-256, X25519) | default
 #   TX_DELAY_MS=0        clients wait this long before answering dnmsg with dntxed
 #   LNS_PORT=28887 API_PORT=27001
 #   SK_LOG=info          RUST_LOG for the server (what operators run)
 #   SKIP_BUILD=1         use the existing target/release/lns-load
+#   LNS_LOAD_BIN=PATH    use this lns-load binary instead (e.g. one built from an older commit)
 set -euo pipefail
 
 N=${N:-10000}
@@ -31,7 +33,7 @@ CONCURRENCY=${CONCURRENCY:-100}
 FANOUTS=${FANOUTS:-3}
 HOLD=${HOLD:-40}
 SETTLE=${SETTLE:-5}
-KX=${KX:-default}
+KX=${KX:-station}
 TX_DELAY_MS=${TX_DELAY_MS:-0}
 LNS_PORT=${LNS_PORT:-28887}
 API_PORT=${API_PORT:-27001}
@@ -98,6 +100,7 @@ echo "== LNS load, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': '
 echo "   stationkeeper $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo '?'); server and clients share the CPUs; TLS 1.2 (kx $KX), token auth, EU868"
 printf '%-44s %s\n' "gateways registered (API, 2 calls each)" "$(field "$REG" gateways) in $(field "$REG" register_secs) s (separate process)"
 printf '%-44s %s\n' "connections set up / failed" "$OK / $(field "$CONN" failed)   (server sessions: $(field "$WAITED" sessions))"
+printf '%-44s %s\n' "key-exchange groups negotiated" "$(field "$CONN" kx)"
 printf '%-44s %s\n' "time to accept all (TLS+upgrade+router_config)" "$(field "$CONN" secs) s at $CONCURRENCY concurrent = $(field "$CONN" rate)/s; per connection p50 $(field "$CONN" setup_p50_ms) ms, p99 $(field "$CONN" setup_p99_ms) ms, max $(field "$CONN" setup_max_ms) ms"
 printf '%-44s %s\n' "server RSS before / with sessions" "$(mib "$(kib "$RSS0")") MiB / $(mib "$(kib "$RSS1")") MiB (RssAnon $(mib "$(field "$RSS1" anon_kib)") MiB, $(field "$RSS1" threads) threads)"
 printf '%-44s %s\n' "server RSS per connection" "$(per_conn "$(kib "$RSS1")" "$(kib "$RSS0")" "$OK") KiB   (target <= 32 KiB)"

@@ -63,11 +63,11 @@ lns_load_setup() {
     # 10k sockets per process plus the database and logs
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     [ "$(ulimit -n)" -gt $((N + 1000)) ] || die "ulimit -n is $(ulimit -n); need more than N+1000"
-    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${LNS_LOAD_BIN:-}" ]; then
         log "building target/release/lns-load"
         (cd "$REPO" && cargo build --release --bin lns-load) >&2
     fi
-    BIN="$REPO/target/release/lns-load"
+    BIN=${LNS_LOAD_BIN:-$REPO/target/release/lns-load}
     [ -x "$BIN" ] || die "missing $BIN"
 }
 

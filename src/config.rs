@@ -243,6 +243,18 @@ pub struct Limits {
     pub max_connections: usize,
     /// TLS handshake must finish within this many seconds.
     pub handshake_timeout_secs: u64,
+    /// The TLS ClientHello must arrive within this many seconds of `accept` (a
+    /// real client sends it at once; a bare TCP connection is dropped early).
+    pub hello_timeout_secs: u64,
+    /// Connections per TLS listener still in the handshake; taken before `accept`
+    /// like `max_connections`, but held only until the handshake ends.
+    pub handshake_connections: usize,
+    /// Of those, at most this many from one source (an IPv4 address or an IPv6
+    /// /64); a further connection from that source is closed at once.
+    pub handshake_per_source: usize,
+    /// Length of each listener's accept queue (the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// Request headers must arrive within this many seconds.
     pub header_timeout_secs: u64,
     /// The request body must arrive within this many seconds.
@@ -335,6 +347,10 @@ impl Default for Limits {
         Limits {
             max_connections: 4096,
             handshake_timeout_secs: 10,
+            hello_timeout_secs: 3,
+            handshake_connections: 1024,
+            handshake_per_source: 256,
+            listen_backlog: 4096,
             header_timeout_secs: 10,
             body_timeout_secs: 10,
             cups_body_bytes: 16 * 1024,
@@ -460,6 +476,13 @@ impl Config {
         for (key, v) in [
             ("limits.max_connections", l.max_connections as u64),
             ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
+            ("limits.hello_timeout_secs", l.hello_timeout_secs),
+            (
+                "limits.handshake_connections",
+                l.handshake_connections as u64,
+            ),
+            ("limits.handshake_per_source", l.handshake_per_source as u64),
+            ("limits.listen_backlog", u64::from(l.listen_backlog)),
             ("limits.header_timeout_secs", l.header_timeout_secs),
             ("limits.body_timeout_secs", l.body_timeout_secs),
             ("limits.cups_body_bytes", l.cups_body_bytes as u64),

@@ -1,6 +1,7 @@
 //! Stationkeeper: a self-hosted fleet update server for LoRa Basics Station
 //! gateways. One module per protocol or concept:
 
+pub mod admission; // the TLS handshake budget: slots, per-source shares
 pub mod api; // the operator API (AWS IoT Wireless shapes), auth, error mapping
 pub mod app; // AppState passed to every handler; ids, secrets, timestamps
 pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads

@@ -1,10 +1,13 @@
 //! Runs the faces on already-bound listeners until a shutdown signal, then drains.
-//! Each listener has its own accept loop: a connection-limit permit is taken
-//! *before* accept (so excess clients wait in the kernel backlog, not in memory),
-//! then the TLS handshake (bounded in time), then hyper HTTP/1.1 with a header
-//! timeout, one task per connection. A failed handshake is one log line and the
-//! loop goes on. Shutdown is one `CancellationToken`; connections in flight finish
-//! their request and close within the drain deadline.
+//! Each listener has its own accept loop: a connection-limit permit and, on TLS
+//! faces, a handshake slot (`admission`) are taken *before* accept (so excess
+//! clients wait in the kernel backlog, not in memory); after accept, a connection
+//! over its source's handshake share is closed at once. Then the TLS handshake
+//! (the ClientHello and the whole handshake each bounded in time; the slot is given
+//! back when it ends), then hyper HTTP/1.1 with a header timeout, one task per
+//! connection. A failed handshake is one log line and the loop goes on. Shutdown is
+//! one `CancellationToken`; connections in flight finish their request and close
+//! within the drain deadline.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,15 +18,16 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::admission::Admission;
 use crate::app::App;
 use crate::identity::PeerCert;
+use crate::tls::{HandshakeError, ServerConfigs};
 
 /// How often last-contact times of settled gateways reach the database.
 const CONTACT_FLUSH_SECS: u64 = 5;
@@ -53,10 +57,14 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds every listener named in the config.
+    /// Binds every listener named in the config, each with an accept queue of
+    /// `[limits] listen_backlog`: a burst of connections (a fleet reconnecting, or
+    /// a flood while the accept loop waits for permits) queues in the kernel
+    /// instead of overflowing it, which costs a client a 1 s SYN retransmit.
     pub async fn bind(cfg: &crate::config::Config) -> std::io::Result<Listeners> {
+        let backlog = cfg.limits.listen_backlog;
         let bind = |addr: SocketAddr, what: &'static str| async move {
-            TcpListener::bind(addr).await.map_err(|e| {
+            listen(addr, backlog).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
             })
         };
@@ -68,44 +76,50 @@ impl Listeners {
     }
 }
 
+/// What `TcpListener::bind` does (SO_REUSEADDR, so a restart can bind at once),
+/// with our backlog instead of tokio's 1024.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Serves every face until `shutdown` is cancelled, then waits for in-flight
 /// connections up to `[limits] drain_secs`.
 pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let limits = &app.config.limits;
-    let acceptor = TlsAcceptor::from(app.tls.server.clone());
+    let configs = app.tls.server.clone();
     let cups_addr = listeners.cups.local_addr().ok();
     let api_addr = listeners.api.local_addr().ok();
     let lns_addr = listeners.lns.local_addr().ok();
 
-    let cups = Face {
-        name: "cups",
-        router: crate::cups::router(app.clone()),
-        tls: Some(acceptor.clone()),
+    let face = |name: &'static str, router: Router, tls: bool| Face {
+        name,
+        router,
+        tls: tls.then(|| FaceTls {
+            configs: configs.clone(),
+            admission: Admission::new(
+                name,
+                limits.handshake_connections,
+                limits.handshake_per_source,
+            ),
+        }),
         permits: Arc::new(Semaphore::new(limits.max_connections)),
+        hello_timeout: Duration::from_secs(limits.hello_timeout_secs),
         handshake_timeout: Duration::from_secs(limits.handshake_timeout_secs),
         header_timeout: Duration::from_secs(limits.header_timeout_secs),
         send_stall: Duration::from_secs(limits.send_stall_secs),
     };
-    let api = Face {
-        name: "api",
-        router: crate::api::router(app.clone()),
-        tls: app.config.api.tls.then(|| acceptor.clone()),
-        ..cups.clone()
-    };
-    let api = Face {
-        permits: Arc::new(Semaphore::new(limits.max_connections)),
-        ..api
-    };
+    let cups = face("cups", crate::cups::router(app.clone()), true);
+    let api = face("api", crate::api::router(app.clone()), app.config.api.tls);
     // Handshakes and upgrades share this limit; open sessions are bounded
     // separately by [lns] max_connections.
-    let lns = Face {
-        name: "lns",
-        router: crate::lns::router(app.clone()),
-        tls: Some(acceptor.clone()),
-        permits: Arc::new(Semaphore::new(limits.max_connections)),
-        ..cups.clone()
-    };
+    let lns = face("lns", crate::lns::router(app.clone()), true);
     tracker.spawn(accept_loop(
         cups,
         listeners.cups,
@@ -173,12 +187,19 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
 struct Face {
     name: &'static str,
     router: Router,
-    tls: Option<TlsAcceptor>,
+    tls: Option<FaceTls>,
     permits: Arc<Semaphore>,
+    hello_timeout: Duration,
     handshake_timeout: Duration,
     header_timeout: Duration,
     /// A peer that takes none of our bytes this long is closed (`stall`).
     send_stall: Duration,
+}
+
+#[derive(Clone)]
+struct FaceTls {
+    configs: Arc<ServerConfigs>,
+    admission: Arc<Admission>,
 }
 
 async fn accept_loop(
@@ -192,6 +213,13 @@ async fn accept_loop(
             p = face.permits.clone().acquire_owned() => p.expect("semaphore never closed"),
             _ = shutdown.cancelled() => return,
         };
+        let slot = match &face.tls {
+            Some(tls) => tokio::select! {
+                s = tls.admission.slot() => Some(s),
+                _ = shutdown.cancelled() => return,
+            },
+            None => None,
+        };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(pair) => pair,
@@ -204,21 +232,39 @@ async fn accept_loop(
             },
             _ = shutdown.cancelled() => return,
         };
+        let in_handshake = match (&face.tls, slot) {
+            (Some(tls), Some(slot)) => match tls.admission.admit(slot, remote.ip()) {
+                Some(h) => Some(h),
+                // over its source's share: closed now, permit and slot back at once
+                None => continue,
+            },
+            _ => None,
+        };
         let _ = stream.set_nodelay(true);
         let face = face.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let _permit = permit;
             match &face.tls {
-                Some(acceptor) => {
-                    let tls = match tokio::time::timeout(face.handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::info!(face = face.name, peer = %remote, "TLS handshake failed (is the client speaking TLS, and does it trust our CA?): {e}");
+                Some(tls) => {
+                    let handshake = tls
+                        .configs
+                        .accept(stream, face.hello_timeout, face.handshake_timeout)
+                        .await;
+                    drop(in_handshake);
+                    let tls = match handshake {
+                        Ok(tls) => tls,
+                        // a connection that never spoke: a probe, a scan or a flood
+                        Err(e @ HandshakeError::NoHello(_)) => {
+                            tracing::debug!(face = face.name, peer = %remote, "TLS handshake: {e}; closing");
                             return;
                         }
-                        Err(_) => {
-                            tracing::info!(face = face.name, peer = %remote, "TLS handshake timed out after {} s; closing", face.handshake_timeout.as_secs());
+                        Err(e @ HandshakeError::Timeout(_)) => {
+                            tracing::info!(face = face.name, peer = %remote, "TLS handshake timed out: {e}; closing");
+                            return;
+                        }
+                        Err(HandshakeError::Failed(e)) => {
+                            tracing::info!(face = face.name, peer = %remote, "TLS handshake failed (is the client speaking TLS, and does it trust our CA?): {e}");
                             return;
                         }
                     };

@@ -1,15 +1,31 @@
 //! TLS for every face: the rustls server configuration (TLS 1.2 kept on, because
-//! station's mbedTLS has no TLS 1.3), optional client-certificate verification
+//! station's mbedTLS has no TLS 1.3), the choice of key-exchange group per
+//! ClientHello, the handshake itself, optional client-certificate verification
 //! against the client CA (token-authenticated gateways present no certificate),
 //! the one trust certificate gateways are given, and reading a verified peer
 //! certificate back out of a connection.
+//!
+//! rustls takes the key-exchange group in the *client's* order, and station 2.0.6
+//! (mbedTLS) lists its curves largest first, X25519 last, so a plain config makes
+//! every station handshake use P-384, the most expensive group ring has (about 6x
+//! the server CPU of X25519 per handshake, 3x per CUPS poll). So the server reads
+//! the ClientHello first and picks one of three configs that differ only in their
+//! groups ([`choose_groups`]): X25519 alone when offered, else P-256 alone when
+//! offered, else the full list.
 
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use rustls::crypto::ring::kx_group;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::server::{Acceptor, ClientHello, WebPkiClientVerifier};
+use rustls::{NamedGroup, RootCertStore, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
 
 use crate::config::Config;
 use crate::identity::{sha256_hex, PeerCert};
@@ -27,7 +43,7 @@ pub enum TlsError {
 
 /// Everything the faces need from the PKI.
 pub struct TlsMaterial {
-    pub server: Arc<ServerConfig>,
+    pub server: Arc<ServerConfigs>,
     /// The certificate gateways trust (`cups.trust` / `tc.trust`), DER and PEM.
     pub trust_der: Vec<u8>,
     pub trust_pem: String,
@@ -143,13 +159,104 @@ pub fn load(cfg: &Config, host: &str) -> Result<TlsMaterial, TlsError> {
     })
 }
 
-/// A server config that offers TLS 1.3 and 1.2 and asks for (but does not require)
-/// a client certificate chaining to `client_roots`.
+/// Which server config a ClientHello gets, by the key-exchange groups it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupChoice {
+    /// X25519 only: the cheapest group (ring: about a third of P-384's CPU).
+    X25519,
+    /// P-256 only: for clients without Curve25519 (e.g. an mbedTLS build without
+    /// `MBEDTLS_ECP_DP_CURVE25519_ENABLED`).
+    P256,
+    /// Every group ring has, X25519, P-256, P-384. Only a client offering neither
+    /// of the two above gets here, so in practice this is P-384: no station build
+    /// we know of needs it, but a client restricted to it (a CNSA / "Suite B
+    /// 192-bit" policy, or `openssl s_client -groups P-384`) would otherwise fail
+    /// the handshake, and keeping it costs the other clients nothing.
+    Fallback,
+}
+
+/// The config for a ClientHello offering `offered` (in the client's order, which
+/// does not matter here): the cheapest group the client offers.
+pub fn choose_groups(offered: &[NamedGroup]) -> GroupChoice {
+    if offered.contains(&NamedGroup::X25519) {
+        GroupChoice::X25519
+    } else if offered.contains(&NamedGroup::secp256r1) {
+        GroupChoice::P256
+    } else {
+        GroupChoice::Fallback
+    }
+}
+
+/// The server configs of [`GroupChoice`]. They share everything else: the
+/// certificate (one resolver), the client-certificate verifier, the session cache
+/// and ticketer, ALPN.
+pub struct ServerConfigs {
+    x25519: Arc<ServerConfig>,
+    p256: Arc<ServerConfig>,
+    fallback: Arc<ServerConfig>,
+}
+
+/// How a server-side handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("no ClientHello within {} s", .0.as_secs())]
+    NoHello(Duration),
+    #[error("the handshake did not finish within {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("{0}")]
+    Failed(io::Error),
+}
+
+impl ServerConfigs {
+    pub fn get(&self, choice: GroupChoice) -> &Arc<ServerConfig> {
+        match choice {
+            GroupChoice::X25519 => &self.x25519,
+            GroupChoice::P256 => &self.p256,
+            GroupChoice::Fallback => &self.fallback,
+        }
+    }
+
+    /// The config for this ClientHello (a hello without the groups extension
+    /// gets the fallback, where rustls refuses it as before).
+    pub fn for_hello(&self, hello: &ClientHello<'_>) -> &Arc<ServerConfig> {
+        self.get(choose_groups(hello.named_groups().unwrap_or_default()))
+    }
+
+    /// The server side of a handshake on `io`: the ClientHello must arrive within
+    /// `hello_timeout`, the whole handshake within `timeout`.
+    pub async fn accept<IO>(
+        &self,
+        io: IO,
+        hello_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<TlsStream<IO>, HandshakeError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let hello_deadline = deadline.min(tokio::time::Instant::now() + hello_timeout);
+        let start = tokio::time::timeout_at(
+            hello_deadline,
+            LazyConfigAcceptor::new(Acceptor::default(), io),
+        )
+        .await
+        .map_err(|_| HandshakeError::NoHello(hello_timeout.min(timeout)))?
+        .map_err(HandshakeError::Failed)?;
+        let config = self.for_hello(&start.client_hello()).clone();
+        tokio::time::timeout_at(deadline, start.into_stream(config))
+            .await
+            .map_err(|_| HandshakeError::Timeout(timeout))?
+            .map_err(HandshakeError::Failed)
+    }
+}
+
+/// The server configs: TLS 1.3 and 1.2, a certificate chaining to `client_roots`
+/// asked for (but not required), groups by [`choose_groups`].
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_roots: Vec<CertificateDer<'static>>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<Arc<ServerConfigs>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in client_roots {
@@ -161,14 +268,32 @@ pub fn server_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+    let builder = |provider: Arc<CryptoProvider>| {
+        ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Rustls(e.to_string()))
+            .map(|b| b.with_client_cert_verifier(verifier.clone()))
+    };
+    let mut fallback = builder(provider.clone())?
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(format!("server certificate/key: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    fallback.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let only = |group| -> Result<Arc<ServerConfig>, TlsError> {
+        let provider = CryptoProvider {
+            kx_groups: vec![group],
+            ..(*provider).clone()
+        };
+        let mut c = builder(Arc::new(provider))?.with_cert_resolver(fallback.cert_resolver.clone());
+        c.session_storage = fallback.session_storage.clone();
+        c.ticketer = fallback.ticketer.clone();
+        c.alpn_protocols = fallback.alpn_protocols.clone();
+        Ok(Arc::new(c))
+    };
+    Ok(Arc::new(ServerConfigs {
+        x25519: only(kx_group::X25519)?,
+        p256: only(kx_group::SECP256R1)?,
+        fallback: Arc::new(fallback),
+    }))
 }
 
 /// A client config for connections the server makes (the integrations' broker and
@@ -225,4 +350,42 @@ pub fn peer_cert(conn: &rustls::ServerConnection) -> Option<PeerCert> {
         sha256: sha256_hex(der),
         cn_eui: pki::cert_cn_eui(der),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Station 2.0.6's supported_groups, as captured (benches/README.md).
+    const STATION: [NamedGroup; 9] = [
+        NamedGroup::secp521r1,
+        NamedGroup::secp384r1,
+        NamedGroup::secp256r1,
+        NamedGroup::Unknown(22), // secp256k1
+        NamedGroup::Unknown(21), // secp224r1
+        NamedGroup::Unknown(20), // secp224k1
+        NamedGroup::Unknown(19), // secp192r1
+        NamedGroup::Unknown(18), // secp192k1
+        NamedGroup::X25519,
+    ];
+
+    #[test]
+    fn the_cheapest_offered_group_is_chosen() {
+        assert_eq!(choose_groups(&STATION), GroupChoice::X25519);
+        let no_x25519: Vec<_> = STATION
+            .iter()
+            .copied()
+            .filter(|g| *g != NamedGroup::X25519)
+            .collect();
+        assert_eq!(choose_groups(&no_x25519), GroupChoice::P256);
+        assert_eq!(
+            choose_groups(&[NamedGroup::secp521r1, NamedGroup::secp384r1]),
+            GroupChoice::Fallback
+        );
+        assert_eq!(choose_groups(&[]), GroupChoice::Fallback);
+        assert_eq!(
+            choose_groups(&[NamedGroup::X25519, NamedGroup::secp256r1]),
+            GroupChoice::X25519
+        );
+    }
 }

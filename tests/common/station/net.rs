@@ -102,8 +102,55 @@ pub enum AuthMode {
     Token,
 }
 
+/// A group station offers that ring cannot compute. Listing it is enough for a
+/// TLS 1.2 ClientHello (no key share is made up front); a server choosing it fails
+/// the handshake, as it would with no common group.
+#[derive(Debug)]
+struct OfferedOnly(rustls::NamedGroup);
+
+impl rustls::crypto::SupportedKxGroup for OfferedOnly {
+    fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, rustls::Error> {
+        Err(rustls::Error::General(format!(
+            "test client cannot compute {:?}",
+            self.0
+        )))
+    }
+
+    fn name(&self) -> rustls::NamedGroup {
+        self.0
+    }
+}
+
+/// Station 2.0.6's `supported_groups`, in its order, as captured from a running
+/// station (benches/README.md): secp521r1, secp384r1, secp256r1, secp256k1,
+/// secp224r1, secp224k1, secp192r1, secp192k1, x25519. Only for TLS 1.2 hellos.
+pub fn station_groups() -> Vec<&'static dyn rustls::crypto::SupportedKxGroup> {
+    use rustls::crypto::ring::kx_group;
+    use rustls::NamedGroup;
+    static OTHERS: [OfferedOnly; 6] = [
+        OfferedOnly(NamedGroup::secp521r1),
+        OfferedOnly(NamedGroup::Unknown(22)), // secp256k1
+        OfferedOnly(NamedGroup::Unknown(21)), // secp224r1
+        OfferedOnly(NamedGroup::Unknown(20)), // secp224k1
+        OfferedOnly(NamedGroup::Unknown(19)), // secp192r1
+        OfferedOnly(NamedGroup::Unknown(18)), // secp192k1
+    ];
+    vec![
+        &OTHERS[0],
+        kx_group::SECP384R1,
+        kx_group::SECP256R1,
+        &OTHERS[1],
+        &OTHERS[2],
+        &OTHERS[3],
+        &OTHERS[4],
+        &OTHERS[5],
+        kx_group::X25519,
+    ]
+}
+
 /// Builds a rustls client config: trust from a `.trust` file, optional client
-/// certificate + key. `tls12_only` mimics mbedTLS 2.28 (no TLS 1.3).
+/// certificate + key. `tls12_only` mimics mbedTLS 2.28: no TLS 1.3, and station's
+/// key-exchange groups in station's order.
 pub fn client_config(
     trust: &[u8],
     client: Option<(&[u8], &[u8])>,
@@ -120,11 +167,14 @@ pub fn client_config(
     } else {
         &[&rustls::version::TLS12, &rustls::version::TLS13]
     };
-    let builder =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(versions)
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots);
+    let mut provider = rustls::crypto::ring::default_provider();
+    if tls12_only {
+        provider.kx_groups = station_groups();
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
     let config = match client {
         None => builder.with_no_client_auth(),
         Some((crt, key)) => {

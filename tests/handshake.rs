@@ -1,0 +1,163 @@
+//! The TLS handshake as gateways (and floods) make it, against the real server:
+//! station's ClientHello gets the cheapest group it offers on every TLS listener,
+//! and bare TCP connections that never send a byte cannot keep a real gateway
+//! from polling.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::server::TestServer;
+use common::station::net::station_groups;
+use rustls::crypto::ring::kx_group;
+use rustls::crypto::SupportedKxGroup;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, NamedGroup, RootCertStore};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
+
+const EUI: u64 = 0x0016_c001_ff10_00aa;
+
+/// A client offering `groups` in that order, TLS 1.2 only or 1.3 only.
+fn client(
+    srv: &TestServer,
+    groups: Vec<&'static dyn SupportedKxGroup>,
+    tls13: bool,
+) -> ClientConfig {
+    let pem = std::fs::read(srv.state_dir().join("pki/ca.crt")).unwrap();
+    let mut roots = RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = groups;
+    let version = if tls13 {
+        &rustls::version::TLS13
+    } else {
+        &rustls::version::TLS12
+    };
+    ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// The group a full handshake with `addr` negotiated.
+async fn negotiated(addr: SocketAddr, cfg: ClientConfig) -> NamedGroup {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"));
+    tls.get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .expect("an ECDHE group")
+        .name()
+}
+
+#[tokio::test]
+async fn station_hello_gets_x25519_or_else_p256_on_every_tls_listener() {
+    let srv = TestServer::start_with(|c| c.api.tls = true).await;
+    let r = &srv.running;
+    let without_x25519: Vec<_> = station_groups()
+        .into_iter()
+        .filter(|g| g.name() != NamedGroup::X25519)
+        .collect();
+    for (face, addr) in [
+        ("cups", r.cups_addr),
+        ("lns", r.lns_addr),
+        ("api", r.api_addr),
+    ] {
+        // station 2.0.6's exact list: P-521 and P-384 first, X25519 last
+        let g = negotiated(addr, client(&srv, station_groups(), false)).await;
+        assert_eq!(g, NamedGroup::X25519, "{face}: station's hello");
+        // a station build without Curve25519
+        let g = negotiated(addr, client(&srv, without_x25519.clone(), false)).await;
+        assert_eq!(
+            g,
+            NamedGroup::secp256r1,
+            "{face}: station's hello without X25519"
+        );
+        // a client that offers only P-384 still gets in (the fallback)
+        let g = negotiated(addr, client(&srv, vec![kx_group::SECP384R1], false)).await;
+        assert_eq!(g, NamedGroup::secp384r1, "{face}: P-384 only");
+        // TLS 1.3 with a P-384 key share first: a HelloRetryRequest for X25519
+        let order = vec![kx_group::SECP384R1, kx_group::SECP256R1, kx_group::X25519];
+        let g = negotiated(addr, client(&srv, order, true)).await;
+        assert_eq!(g, NamedGroup::X25519, "{face}: TLS 1.3, P-384 first");
+    }
+}
+
+/// A TCP connection from `from` to `to` that never sends a byte.
+async fn bare(from: std::net::IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = TcpSocket::new_v4()?;
+    s.bind(SocketAddr::new(from, 0))?;
+    s.connect(to).await
+}
+
+#[tokio::test]
+async fn idle_connections_from_one_address_do_not_keep_a_gateway_from_polling() {
+    // Small limits, and timeouts long enough that a connection which got a permit
+    // would hold it for the whole test.
+    let srv = TestServer::start_with(|c| {
+        c.limits.max_connections = 32;
+        c.limits.handshake_connections = 16;
+        c.limits.handshake_per_source = 4;
+        c.limits.hello_timeout_secs = 60;
+        c.limits.handshake_timeout_secs = 60;
+    })
+    .await;
+    let (_id, mut st) = srv.settled_station(EUI, "Token").await;
+
+    // 48 bare connections from 127.0.0.2: more than every limit above
+    let flooder: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut idle = vec![];
+    for _ in 0..48 {
+        idle.push(bare(flooder, srv.cups()).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // the gateway polls from 127.0.0.1; without a handshake budget of its own the
+    // poll waits behind the idle connections for the whole handshake timeout
+    let t = Instant::now();
+    let o = tokio::time::timeout(Duration::from_secs(10), st.poll(srv.cups()))
+        .await
+        .expect("poll finished within 10 s while 48 idle connections were open");
+    assert!(o.is_success(), "poll failed: {:?}", o.error);
+    eprintln!("poll took {:?} with the idle connections open", t.elapsed());
+
+    // the idle connections over the source's share were closed at once
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(20), s.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 48 - 4, "all but handshake_per_source closed");
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_no_client_hello_is_closed_after_hello_timeout() {
+    let srv = TestServer::start_with(|c| {
+        c.limits.hello_timeout_secs = 1;
+        c.limits.handshake_timeout_secs = 60;
+    })
+    .await;
+    let mut s = bare("127.0.0.1".parse().unwrap(), srv.cups())
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut b = [0u8; 1];
+    let r = tokio::time::timeout(Duration::from_secs(20), s.read(&mut b))
+        .await
+        .expect("closed by the server well before the handshake timeout");
+    assert!(matches!(r, Ok(0) | Err(_)), "got {r:?}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
