@@ -243,8 +243,8 @@ async def register_flood(base, cups, legit, secs=10.0, conc=16):
             gw = {"eui": next_eui[0], "cups_uri": None}
             try:
                 s, _ = await asyncio.wait_for(cups.poll(request(cups.host, gw)), 30)
-            except Exception:
-                s = "error"
+            except Exception as e:
+                s = "error " + type(e).__name__
             statuses[s] = statuses.get(s, 0) + 1
 
     flood = [asyncio.create_task(worker()) for _ in range(conc)]
