@@ -3,8 +3,10 @@
 //! router ids (`Eui` from text and JSON) and the LoRaWAN PHYPayload
 //! (`lrwn::PhyPayload::from_slice`, the parser the server's uplink path uses).
 //!
-//! No coverage-guided fuzzer runs on the stable toolchain (cargo-fuzz and
-//! libFuzzer need nightly's `-Zsanitizer`), so this is a property-based generator:
+//! The project builds on stable, and the coverage-guided fuzzers for Rust
+//! (cargo-fuzz with libFuzzer, AFL via cargo-afl) need nightly's `-Zsanitizer` or
+//! their own compiler wrapper, so this is a property-based generator that
+//! `cargo test` runs on stable:
 //! each parser gets a mix of well-formed input, well-formed input with
 //! mutations (cut, byte replaced, bytes inserted), near-miss text from the parser's
 //! own alphabet, and plain random bytes. Every input must return without a panic;
