@@ -3,15 +3,23 @@
 //! router ids (`Eui` from text and JSON) and the LoRaWAN PHYPayload
 //! (`lrwn::PhyPayload::from_slice`, the parser the server's uplink path uses).
 //!
-//! No coverage-guided fuzzer runs on the stable toolchain (cargo-fuzz and
-//! libFuzzer need nightly's `-Zsanitizer`), so this is a property-based generator:
-//! each parser gets a mix of well-formed input, well-formed input with one
-//! mutation (cut, byte replaced, bytes inserted), near-miss text from the parser's
+//! The project builds on stable, and the coverage-guided fuzzers for Rust
+//! (cargo-fuzz with libFuzzer, AFL via cargo-afl) need nightly's `-Zsanitizer` or
+//! their own compiler wrapper, so this is a property-based generator that
+//! `cargo test` runs on stable:
+//! each parser gets a mix of well-formed input, well-formed input with
+//! mutations (cut, byte replaced, bytes inserted), near-miss text from the parser's
 //! own alphabet, and plain random bytes. Every input must return without a panic;
 //! where a parser has an inverse, the round trip must hold.
 //!
-//! `cargo test` runs a few thousand cases per parser. The long run is by hand:
-//! `FUZZ_CASES=10000000 cargo test --release --test fuzz_parsers -- --nocapture`.
+//! Generating a structured input costs far more than parsing it, so each generated
+//! input is also fed to the parser in `VARIANTS` further mutated forms (cheap
+//! byte-level cuts, replacements, insertions and duplications from a seeded
+//! generator): a generated case is `1 + VARIANTS` parser inputs.
+//!
+//! `cargo test` runs a few thousand inputs per parser. The long run is by hand:
+//! `FUZZ_INPUTS=10000000 cargo test --release --test fuzz_parsers -- --nocapture`
+//! (`FUZZ_ROUND_TRIPS=N` sets the round-trip cases).
 
 use std::time::Instant;
 
@@ -23,18 +31,32 @@ use stationkeeper::cups::request::UpdateInfo;
 use stationkeeper::eui::Eui;
 use stationkeeper::lns::msg::{self, Frame, Incoming};
 
-/// Cases per parser: `FUZZ_CASES`, or `short` in an ordinary `cargo test`.
-fn cases(short: u32) -> u32 {
-    std::env::var("FUZZ_CASES")
+/// Mutated forms each generated input is also parsed in.
+const VARIANTS: u32 = 31;
+
+fn env(key: &str, short: u32) -> u32 {
+    std::env::var(key)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(short)
 }
 
-/// Runs `check` on `n` inputs from `strategy`; fails with the (shrunk) input.
-fn fuzz<S: Strategy>(
+/// Generated cases for `FUZZ_INPUTS` parser inputs (`short` by default).
+fn cases(short: u32) -> u32 {
+    (env("FUZZ_INPUTS", short) / (1 + VARIANTS)).max(1)
+}
+
+/// Round-trip cases: `FUZZ_ROUND_TRIPS`, or `short`.
+fn round_trips(short: u32) -> u32 {
+    env("FUZZ_ROUND_TRIPS", short)
+}
+
+/// Runs `check` on `n` cases from `strategy`, each `per_case` parser inputs;
+/// fails with the (shrunk) case.
+fn run<S: Strategy>(
     name: &str,
     n: u32,
+    per_case: u32,
     strategy: S,
     check: impl Fn(S::Value) -> Result<(), TestCaseError>,
 ) where
@@ -50,9 +72,67 @@ fn fuzz<S: Strategy>(
         panic!("{name}: {e}");
     }
     eprintln!(
-        "fuzz {name}: {n} inputs in {:.1} s, no panic",
+        "fuzz {name}: {} inputs ({n} generated) in {:.1} s, no panic",
+        u64::from(n) * u64::from(per_case),
         t.elapsed().as_secs_f64()
     );
+}
+
+/// A no-panic run: each case is a generated input and its `variants`.
+fn fuzz<S: Strategy>(
+    name: &str,
+    n: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    run(name, n, 1 + VARIANTS, strategy, check)
+}
+
+/// A round-trip run: one input per case.
+fn round_trip<S: Strategy>(
+    name: &str,
+    n: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    run(name, n, 1, strategy, check)
+}
+
+/// `base`, then `VARIANTS` byte-level mutations of it drawn from `seed`.
+fn variants(base: Vec<u8>, seed: u64) -> impl Iterator<Item = Vec<u8>> {
+    // xorshift64: cheap, and its seed comes from proptest, so a failure shrinks
+    // and replays.
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    const SPECIAL: &[u8] = b"\"\\{}[]:,\n-0\xff";
+    let first = base.clone();
+    std::iter::once(first).chain((0..VARIANTS).map(move |_| {
+        let mut b = base.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % (b.len() + 1);
+            match next() % 5 {
+                0 => b.truncate(at),
+                1 if at < b.len() => b[at] = next() as u8,
+                2 => b.insert(at, next() as u8),
+                3 => {
+                    let end = (at + (next() as usize) % 16).min(b.len());
+                    let piece = b[at..end].to_vec();
+                    b.splice(at..at, piece);
+                }
+                _ => b.insert(at, SPECIAL[(next() as usize) % SPECIAL.len()]),
+            }
+        }
+        b
+    }))
 }
 
 /// One change to well-formed bytes, as a broken or hostile client makes it.
@@ -203,13 +283,21 @@ fn cups_body() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn cups_update_info_never_panics() {
-    fuzz("cups UpdateInfo::parse", cases(2000), cups_body(), |body| {
-        if let Ok(info) = UpdateInfo::parse(&body) {
-            // Whatever parses has a router id that prints and parses back.
-            prop_assert_eq!(info.router.to_id6().parse::<Eui>().ok(), Some(info.router));
-        }
-        Ok(())
-    });
+    let input = (cups_body(), any::<u64>());
+    fuzz(
+        "cups UpdateInfo::parse",
+        cases(64_000),
+        input,
+        |(body, seed)| {
+            for body in variants(body, seed) {
+                if let Ok(info) = UpdateInfo::parse(&body) {
+                    // Whatever parses has a router id that prints and parses back.
+                    prop_assert_eq!(info.router.to_id6().parse::<Eui>().ok(), Some(info.router));
+                }
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -225,7 +313,7 @@ fn cups_update_info_round_trips() {
         prop::option::of("\\PC{0,40}"),
         prop::collection::vec(any::<u32>(), 0..4),
     );
-    fuzz("cups round trip", cases(2000), fields, |f| {
+    round_trip("cups round trip", round_trips(1000), fields, |f| {
         let body = json!({"router": Eui(f.0).to_id6(), "cupsUri": f.1, "tcUri": f.2,
             "cupsCredCrc": f.3, "tcCredCrc": f.4, "station": f.5, "model": f.6,
             "package": f.7, "keys": f.8});
@@ -322,16 +410,23 @@ fn lns_text() -> impl Strategy<Value = String> {
 
 #[test]
 fn lns_messages_never_panic() {
-    fuzz("lns msg::parse", cases(2000), lns_text(), |text| {
-        match msg::parse(&text) {
-            // An error's text is safe to log as it is: one line, capped.
-            Err(e) => {
-                let e = e.to_string();
-                prop_assert!(!e.contains('\n') && !e.contains('\r'), "{}", e);
-                prop_assert!(e.len() < 1000, "{} bytes", e.len());
+    let input = (lns_text(), any::<u64>());
+    fuzz("lns msg::parse", cases(64_000), input, |(text, seed)| {
+        for bytes in variants(text.into_bytes(), seed) {
+            // Websocket text frames are UTF-8; the parser takes `&str`.
+            let text = String::from_utf8_lossy(&bytes);
+            match msg::parse(&text) {
+                // An error's text is safe to log as it is: one line, capped.
+                Err(e) => {
+                    let e = e.to_string();
+                    prop_assert!(!e.contains('\n') && !e.contains('\r'), "{}", e);
+                    prop_assert!(e.len() < 1000, "{} bytes", e.len());
+                }
+                Ok(Incoming::Unknown(t)) => {
+                    prop_assert!(text.contains("msgtype") || t.is_empty())
+                }
+                Ok(_) => {}
             }
-            Ok(Incoming::Unknown(t)) => prop_assert!(text.contains("msgtype") || t.is_empty()),
-            Ok(_) => {}
         }
         Ok(())
     });
@@ -350,7 +445,7 @@ fn lns_uplinks_round_trip() {
         any::<i32>(),
         (any::<u8>(), any::<u32>()),
     );
-    fuzz("lns updf round trip", cases(2000), fields, |f| {
+    round_trip("lns updf round trip", round_trips(2000), fields, |f| {
         let (mhdr, dev_addr, fctrl, fcnt, fopts, fport, payload, mic, (dr, freq)) = f;
         let text = json!({"msgtype": "updf", "MHdr": mhdr, "DevAddr": dev_addr, "FCtrl": fctrl,
             "FCnt": fcnt, "FOpts": hex::encode(&fopts), "FPort": fport,
@@ -380,15 +475,23 @@ fn lns_uplinks_round_trip() {
 
 #[test]
 fn router_ids_never_panic() {
-    let input = prop_oneof![
-        6 => router_text().prop_map(Value::from),
-        1 => scalar(),
-    ];
-    fuzz("eui parse", cases(4000), input, |v| {
+    let input = (
+        prop_oneof![
+            6 => router_text().prop_map(Value::from),
+            1 => scalar(),
+        ],
+        any::<u64>(),
+    );
+    fuzz("eui parse", cases(64_000), input, |(v, seed)| {
         let from_json = Eui::from_json(&v);
-        if let Value::String(s) = &v {
+        let Value::String(s) = v else {
+            prop_assert!(from_json.is_err() || v.is_u64());
+            return Ok(());
+        };
+        for bytes in variants(s.into_bytes(), seed) {
+            let s = String::from_utf8_lossy(&bytes).into_owned();
             let parsed = s.parse::<Eui>();
-            prop_assert_eq!(&parsed, &from_json);
+            prop_assert_eq!(&parsed, &Eui::from_json(&Value::String(s.clone())));
             match parsed {
                 // What parses is made of the listed forms' characters only.
                 Ok(_) => prop_assert!(s
@@ -407,7 +510,7 @@ fn router_ids_never_panic() {
 
 #[test]
 fn router_ids_round_trip_in_every_form() {
-    fuzz("eui round trip", cases(4000), any::<u64>(), |v| {
+    round_trip("eui round trip", round_trips(4000), any::<u64>(), |v| {
         let eui = Eui(v);
         let b = v.to_be_bytes();
         let colons = b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>();
@@ -448,18 +551,21 @@ fn phy_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn phy_payloads_never_panic() {
+    let input = (phy_bytes(), any::<u64>());
     fuzz(
         "lrwn PhyPayload::from_slice",
-        cases(4000),
-        phy_bytes(),
-        |b| {
-            if let Ok(p) = lrwn::PhyPayload::from_slice(&b) {
-                // What parses encodes again, and that encoding parses to the same.
-                if let Ok(again) = p.to_vec() {
-                    let p2 = lrwn::PhyPayload::from_slice(&again).map_err(|e| {
-                        TestCaseError::fail(format!("re-encoded {again:02x?}: {e}"))
-                    })?;
-                    prop_assert_eq!(p, p2);
+        cases(64_000),
+        input,
+        |(b, seed)| {
+            for b in variants(b, seed) {
+                if let Ok(p) = lrwn::PhyPayload::from_slice(&b) {
+                    // What parses encodes again, and that encoding parses to the same.
+                    if let Ok(again) = p.to_vec() {
+                        let p2 = lrwn::PhyPayload::from_slice(&again).map_err(|e| {
+                            TestCaseError::fail(format!("re-encoded {again:02x?}: {e}"))
+                        })?;
+                        prop_assert_eq!(p, p2);
+                    }
                 }
             }
             Ok(())

@@ -347,8 +347,19 @@ mod tests {
         let e = parse(r#"{"msgtype":"updf","MHdr":"x"}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("updf:"), "{e}");
+        assert!(e.starts_with(r#""updf":"#), "{e}");
         assert!(parse(r#"{"msgtype":"timesync"}"#).is_err());
+        // Errors quote the client escaped and clipped: safe to log as they are.
+        let e = parse(&format!(
+            r#"{{"msgtype":"updf","MHdr":64,"DevAddr":1,"FCtrl":0,"FCnt":1,"FOpts":"{}"}}"#,
+            "z\\n".repeat(5000)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("bad hex") && e.len() < 400 && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]
