@@ -131,16 +131,9 @@ pub struct Live {
 pub struct Fuota {
     jobs: Mutex<HashMap<String, (CancellationToken, Option<Live>)>>,
     wake: Notify,
-    /// Per gateway and station duty-cycle budget (`plan::station_band`): until when
-    /// (Unix µs) it is spent, shared by every task that sends through the gateway.
-    bands: Mutex<HashMap<(Eui, u64), i64>>,
 }
 
 impl Fuota {
-    fn bands(&self) -> std::sync::MutexGuard<'_, HashMap<(Eui, u64), i64>> {
-        self.bands.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Look at the stored tasks now (after a start or a delete).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -496,13 +489,13 @@ impl Job {
     /// spend the same bands: read, plan and reserve under one lock, so two tasks
     /// never take overlapping budget.
     fn plan_round(&self, t0: i64) -> schedule::Round {
-        let mut bands = self.app.fuota.bands();
+        let mut ledger = self.app.lns.budget.plan();
         let states: Vec<schedule::Gateway> = self
             .carriers
             .iter()
             .map(|c| {
                 let mut s = c.state;
-                if let Some(&until) = bands.get(&(c.eui, self.band)) {
+                if let Some(until) = ledger.busy_until(c.eui, self.band) {
                     s.not_before_us = s.not_before_us.max(self.to_clock(until));
                 }
                 s
@@ -510,10 +503,13 @@ impl Job {
             .collect();
         let round = schedule::round(&self.setup.pace, self.to_clock(t0), &states);
         for s in &round.sends {
-            let until = bands
-                .entry((self.carriers[s.gateway].eui, self.band))
-                .or_insert(0);
-            *until = (*until).max(self.to_unix(s.at_us) + self.band_block_us);
+            let start = self.to_unix(s.at_us);
+            ledger.reserve(
+                self.carriers[s.gateway].eui,
+                self.band,
+                start,
+                start + self.band_block_us,
+            );
         }
         round
     }

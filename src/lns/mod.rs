@@ -7,6 +7,7 @@
 //! connection state, and consume uplinks from a bounded queue.
 
 pub mod downlink;
+pub mod dutycycle;
 mod handler;
 pub mod msg;
 pub mod regions;
@@ -49,6 +50,8 @@ pub struct Lns {
     /// Uplinks dropped because the queue was full (a metrics endpoint reads it).
     uplinks_dropped: AtomicU64,
     next_diid: AtomicI64,
+    /// The duty-cycle budget every downlink spends from.
+    pub budget: dutycycle::Ledger,
 }
 
 impl Lns {
@@ -63,6 +66,7 @@ impl Lns {
             uplinks_dropped: AtomicU64::new(0),
             // Start from the clock so diids differ across restarts.
             next_diid: AtomicI64::new(crate::lorawan::gps::unix_now_us()),
+            budget: Default::default(),
         }
     }
 
