@@ -6,6 +6,7 @@
 
 mod blobs;
 mod credentials;
+mod devices;
 mod fuota;
 mod gateways;
 mod lns;
@@ -14,6 +15,10 @@ mod tasks;
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
+};
+pub use devices::{
+    AcceptedUplink, ConfirmedOutcome, DeviceContext, DeviceRow, DownlinkReservation, NonceRule,
+    OtaaKeys, ProfileKind, ProfileRow, QueueItem, SessionRow,
 };
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
@@ -32,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_firmware.sql"),
     include_str!("migrations/0003_lns.sql"),
     include_str!("migrations/0004_fuota.sql"),
+    include_str!("migrations/0005_devices.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
