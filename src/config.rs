@@ -21,7 +21,44 @@ pub struct Config {
     pub firmware: FirmwareConfig,
     pub fuota: FuotaConfig,
     pub integration: IntegrationConfig,
+    pub lorawan: LorawanConfig,
     pub limits: Limits,
+}
+
+/// The device face: network and join server for LoRaWAN 1.0.x end devices
+/// (end-devices.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LorawanConfig {
+    /// Off: nothing consumes the LNS uplink queue (uplinks are counted and dropped).
+    pub enabled: bool,
+    /// The NetID DevAddrs are allocated under (6 hex digits; 000000 is the usual
+    /// private-network choice).
+    pub net_id: String,
+    /// Copies of one uplink heard by several gateways are collected this long.
+    pub dedup_window_ms: u64,
+    /// Frames collecting copies at once; more are refused and counted.
+    pub max_collecting: usize,
+    /// Deduplicated uplinks handled at once.
+    pub workers: usize,
+    /// Events kept per device for the API (join, up, ack, txack, status, log).
+    pub events_per_device: usize,
+    /// Downlinks queued per device at most.
+    pub max_queue: usize,
+}
+
+impl Default for LorawanConfig {
+    fn default() -> LorawanConfig {
+        LorawanConfig {
+            enabled: true,
+            net_id: "000000".into(),
+            dedup_window_ms: 200,
+            max_collecting: 10_000,
+            workers: 64,
+            events_per_device: 100,
+            max_queue: 64,
+        }
+    }
 }
 
 /// Where device events go besides the store (end-devices.md §10): ChirpStack v4's
@@ -292,6 +329,7 @@ impl Default for Config {
             firmware: FirmwareConfig::default(),
             fuota: FuotaConfig::default(),
             integration: IntegrationConfig::default(),
+            lorawan: LorawanConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -390,6 +428,7 @@ const SECTIONS: &[&str] = &[
     "fuota",
     "integration.mqtt",
     "integration.http",
+    "lorawan",
     "limits",
 ];
 
@@ -452,6 +491,8 @@ impl Config {
             key: key.to_string(),
             message,
         };
+        crate::devices::devaddr::parse_net_id(&self.lorawan.net_id)
+            .map_err(|m| invalid("lorawan.net_id", m))?;
         if let Some(u) = &self.cups.public_uri {
             check_station_uri(u, &["https", "http"]).map_err(|m| invalid("cups.public_uri", m))?;
         }
@@ -512,6 +553,10 @@ impl Config {
             ("lns.ping_interval_secs", self.lns.ping_interval_secs),
             ("lns.dead_after_secs", self.lns.dead_after_secs),
             ("lns.uplink_queue", self.lns.uplink_queue as u64),
+            ("lorawan.max_collecting", self.lorawan.max_collecting as u64),
+            ("lorawan.workers", self.lorawan.workers as u64),
+            ("lorawan.events_per_device", self.lorawan.events_per_device as u64),
+            ("lorawan.max_queue", self.lorawan.max_queue as u64),
             ("integration.mqtt.queue", self.integration.mqtt.queue as u64),
             (
                 "integration.mqtt.command_queue",

@@ -28,6 +28,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Devices(String),
 }
 
 /// A server started by `spawn`.
@@ -133,7 +135,11 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         );
     }
     let shutdown = CancellationToken::new();
+    let (integrations, commands) =
+        crate::integration::Integrations::start(&cfg.integration, shutdown.clone());
+    let devices = crate::devices::Devices::new(&cfg, integrations).map_err(StartError::Devices)?;
     let app: App = Arc::new(AppState {
+        devices,
         lns: crate::lns::Lns::new(cfg.lns.clone()),
         contacts: Default::default(),
         refusals: crate::logguard::Refusals::new(&cfg.limits),
@@ -148,6 +154,10 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         tc_uri,
         api_tokens,
     });
+    if app.config.lorawan.enabled {
+        tokio::spawn(crate::devices::run(app.clone()));
+    }
+    tokio::spawn(crate::devices::run_commands(app.clone(), commands));
     let done = tokio::spawn(server::run(app.clone(), listeners, shutdown.clone()));
     Ok(Running {
         app,
