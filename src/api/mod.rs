@@ -4,6 +4,7 @@
 
 mod blobs;
 mod credentials;
+mod devices;
 mod error;
 mod fuota;
 mod gateways;
@@ -33,6 +34,7 @@ pub fn router(app: App) -> Router {
         .merge(tasks::routes())
         .merge(multicast::routes())
         .merge(fuota::routes())
+        .merge(devices::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

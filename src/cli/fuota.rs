@@ -136,7 +136,7 @@ enum FuotaCommand {
 }
 
 /// Reads `--cli-input-json` (`file://` prefix optional); it must be an object.
-fn read_input_json(arg: &str) -> Result<Value, String> {
+pub(super) fn read_input_json(arg: &str) -> Result<Value, String> {
     let file = arg.strip_prefix("file://").unwrap_or(arg);
     let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("{file}: {e}"))?;

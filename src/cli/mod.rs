@@ -3,6 +3,7 @@
 //! except `pki init`, `keys generate` and `sign`, which work on local files.
 
 mod client;
+mod devices;
 mod firmware;
 mod fuota;
 mod gateways;
@@ -55,6 +56,12 @@ enum Command {
     /// FUOTA tasks: an end-device image sent through a multicast group.
     #[command(alias = "fuota-task")]
     FuotaTasks(fuota::FuotaArgs),
+    #[command(alias = "device-profile")]
+    DeviceProfiles(devices::ProfilesArgs),
+    #[command(alias = "service-profile")]
+    ServiceProfiles(devices::ProfilesArgs),
+    #[command(alias = "device")]
+    Devices(devices::DevicesArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -115,6 +122,9 @@ pub fn main() -> ExitCode {
             Command::Tasks(a) => firmware::tasks(a).await,
             Command::MulticastGroups(a) => fuota::groups(a).await,
             Command::FuotaTasks(a) => fuota::tasks(a).await,
+            Command::DeviceProfiles(a) => devices::device_profiles(a).await,
+            Command::ServiceProfiles(a) => devices::service_profiles(a).await,
+            Command::Devices(a) => devices::devices(a).await,
         }
     });
     match result {
