@@ -555,7 +555,10 @@ impl Config {
             ("lns.uplink_queue", self.lns.uplink_queue as u64),
             ("lorawan.max_collecting", self.lorawan.max_collecting as u64),
             ("lorawan.workers", self.lorawan.workers as u64),
-            ("lorawan.events_per_device", self.lorawan.events_per_device as u64),
+            (
+                "lorawan.events_per_device",
+                self.lorawan.events_per_device as u64,
+            ),
             ("lorawan.max_queue", self.lorawan.max_queue as u64),
             ("integration.mqtt.queue", self.integration.mqtt.queue as u64),
             (

@@ -7,8 +7,8 @@ pub mod app; // AppState passed to every handler; ids, secrets, timestamps
 pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads
 pub mod cli; // the `stationkeeper` command line, one file per subcommand
 pub mod config; // the TOML config with env overrides (spec/running.md)
-pub mod devices; // the device face: LoRaWAN 1.0.x network and join server
 pub mod cups; // the CUPS face: request, decision, answer encoder, handler
+pub mod devices; // the device face: LoRaWAN 1.0.x network and join server
 pub mod eui; // EUI-64 / ID6 parsing and formatting
 pub mod filebody; // streaming a file as an HTTP body with an exact length
 pub mod firmware; // update signatures and the task state machine (pure)

@@ -662,7 +662,13 @@ async fn a_class_c_device_gets_its_downlink_at_once_on_rx2() {
     let mut s = gateway(&srv, 0xe8, json!({"RfRegion": "US915", "SubBands": [2]})).await;
     let dev_eui = 0x0080_e115_0000_0c0c;
     let id = otaa_device(&srv, &p, dev_eui).await;
-    let mut dev = Device::otaa(Region::Us915, MacVersion::V1_0_3, dev_eui, JOIN_EUI, APP_KEY);
+    let mut dev = Device::otaa(
+        Region::Us915,
+        MacVersion::V1_0_3,
+        dev_eui,
+        JOIN_EUI,
+        APP_KEY,
+    );
     let jr = dev.join_request();
     let m = exchange(&srv, &mut s, &mut dev, &jr, &us915()).await;
     dev.accept_join(m.pdu.as_deref().unwrap()).unwrap();
@@ -680,9 +686,15 @@ async fn a_class_c_device_gets_its_downlink_at_once_on_rx2() {
     .unwrap();
     let m = next_dnmsg(&srv, &mut s).await;
     assert_eq!(m.raw["dC"], 2, "class C: {}", m.raw);
-    assert_eq!((m.raw["RX2DR"].as_i64(), m.raw["RX2Freq"].as_i64()), (Some(8), Some(923_300_000)));
+    assert_eq!(
+        (m.raw["RX2DR"].as_i64(), m.raw["RX2Freq"].as_i64()),
+        (Some(8), Some(923_300_000))
+    );
     let rx = dev.downlink(m.pdu.as_deref().unwrap()).unwrap();
-    assert_eq!((rx.frame.fport, rx.frame.payload.as_slice()), (Some(9), &[0xaa, 0xbb][..]));
+    assert_eq!(
+        (rx.frame.fport, rx.frame.payload.as_slice()),
+        (Some(9), &[0xaa, 0xbb][..])
+    );
 }
 
 #[tokio::test]
@@ -704,8 +716,17 @@ async fn an_abp_device_works_from_its_stored_session() {
         .unwrap()
         .to_owned();
     let mut s = gateway(&srv, 0xab, json!({"RfRegion": "EU868"})).await;
-    let mut dev = Device::abp(Region::Eu868, MacVersion::V1_0_3, 0x0080_e115_0000_0abc, 0x0102_0304, nwk, app);
-    let phy = dev.uplink(&Uplink::confirmed(4, b"abp").with_mac(vec![UpCmd::LinkCheckReq])).unwrap();
+    let mut dev = Device::abp(
+        Region::Eu868,
+        MacVersion::V1_0_3,
+        0x0080_e115_0000_0abc,
+        0x0102_0304,
+        nwk,
+        app,
+    );
+    let phy = dev
+        .uplink(&Uplink::confirmed(4, b"abp").with_mac(vec![UpCmd::LinkCheckReq]))
+        .unwrap();
     let m = exchange(&srv, &mut s, &mut dev, &phy, &RadioMeta::default()).await;
     let rx = dev.downlink(m.pdu.as_deref().unwrap()).unwrap();
     assert!(rx.ack);
