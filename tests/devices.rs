@@ -550,14 +550,7 @@ async fn a_kill_9_between_uplinks_keeps_the_session_and_never_reuses_a_downlink_
     use common::process;
     use common::server::lns_gateway;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("stationkeeper.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\npublic_uri = \"{LNS_URI}\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n"
-        ),
-    )
-    .unwrap();
+    let cfg = process::write_lns_config(dir.path());
     let mut p = process::launch(&cfg);
     let api = p.api();
     let (_, mut st) = lns_gateway(

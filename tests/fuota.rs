@@ -458,14 +458,7 @@ async fn a_gateway_that_drops_out_resumes_where_it_stopped() {
 #[tokio::test]
 async fn a_kill_9_mid_session_resumes_in_the_next_process() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("stationkeeper.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\npublic_uri = \"{LNS_URI}\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n"
-        ),
-    )
-    .unwrap();
+    let cfg = process::write_lns_config(dir.path());
     let mut p = process::launch(&cfg);
     let api = p.api();
     let (_, mut st) = lns_gateway(&api, p.lns, 0xd5, json!({"RfRegion": "EU868"})).await;

@@ -52,25 +52,16 @@ pub async fn handle(app: &App, up: Collected) {
         known.profile_name.as_deref(),
         &known.profile,
     );
-    if let Err(why) = check(&up, &req, &known) {
-        Counters::bump(&counters.joins_refused);
-        return events::emit(
-            app,
-            &known.device.id,
-            vec![events::log(info, "WARNING", "OTAA", why)],
-        )
-        .await;
-    }
-    let join_nonce = match take_nonce(app, &known, &req).await {
+    let judged = match check(&up, &req, &known) {
+        Ok(()) => take_nonce(app, &known, &req).await,
+        Err(why) => Err(why),
+    };
+    let join_nonce = match judged {
         Ok(n) => n,
         Err(why) => {
             Counters::bump(&counters.joins_refused);
-            return events::emit(
-                app,
-                &known.device.id,
-                vec![events::log(info, "WARNING", "OTAA", why)],
-            )
-            .await;
+            let log = events::log(info, "WARNING", "OTAA", why);
+            return events::emit(app, &known.device.id, vec![log]).await;
         }
     };
     let Some(dev_addr) = allocate_dev_addr(app).await else {

@@ -9,11 +9,21 @@ use std::time::Duration;
 pub const BIN: &str = env!("CARGO_BIN_EXE_stationkeeper");
 
 pub fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    write_config_lns(dir, "", extra)
+}
+
+/// The same, with `[lns] public_uri` set (gateways are told the LNS).
+pub fn write_lns_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let uri = super::server::LNS_URI;
+    write_config_lns(dir, &format!("public_uri = \"{uri}\"\n"), "")
+}
+
+fn write_config_lns(dir: &std::path::Path, lns_extra: &str, extra: &str) -> std::path::PathBuf {
     let p = dir.join("stationkeeper.toml");
     std::fs::write(
         &p,
         format!(
-            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n{extra}"
+            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\n{lns_extra}[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n{extra}"
         ),
     )
     .unwrap();
