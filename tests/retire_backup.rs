@@ -10,7 +10,9 @@ use hyper::Method;
 
 const EUI: u64 = 0xb827_ebff_fe61_51a8;
 
-#[tokio::test]
+// Multi-threaded: the CLI runs as a blocking child process while this runtime
+// also serves the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_generation_works_until_the_operator_deletes_it() {
     let srv = TestServer::start().await;
     let id = srv.create_gateway(EUI).await;
@@ -57,7 +59,19 @@ async fn the_backup_generation_works_until_the_operator_deletes_it() {
         .unwrap_err();
     assert!(e.starts_with("404"), "{e}");
 
-    srv.call(Method::DELETE, &path("1"), None).await.unwrap();
+    // The operator retires it with the CLI.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stationkeeper"))
+        .args(["gateways", "retire-credential", &format!("{EUI:016x}"), "1"])
+        .args(["--api", &format!("http://{}", srv.running.api_addr)])
+        .args(["--token", common::server::TOKEN])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CUPS generation 1"));
     assert_eq!(backup_poll().await, Some(403), "the backup set is refused");
     let creds = srv.credentials(&id).await;
     let cups_generations = creds["Generations"]
