@@ -25,15 +25,12 @@ const GOOD: &str = r#"{"router":"b827:ebff:fe61:51a8","cupsUri":null,"tcUri":nul
 /// Starts the binary with an LNS public URI (for the LNS simulator) and `extra`
 /// keys in `[lns]`.
 fn start(dir: &std::path::Path, lns_extra: &str) -> Proc {
-    let p = dir.join("stationkeeper.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "state_dir = \"state\"\n[cups]\nlisten = \"127.0.0.1:0\"\n[lns]\nlisten = \"127.0.0.1:0\"\npublic_uri = \"{LNS_URI}\"\n{lns_extra}\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [\"serve-test-token\"]\n"
-        ),
-    )
-    .unwrap();
-    launch(&p)
+    start_with(dir, lns_extra, "")
+}
+
+fn start_with(dir: &std::path::Path, lns_extra: &str, extra: &str) -> Proc {
+    let lns = format!("public_uri = \"{LNS_URI}\"\n{lns_extra}\n");
+    launch(&common::process::write_config_lns(dir, &lns, extra))
 }
 
 fn stop(mut p: Proc) {
@@ -230,13 +227,17 @@ async fn an_lns_msgtype_cannot_forge_a_log_line() {
     stop(p);
 }
 
-/// Issue 9, item 8: with nothing consuming the uplink queue, a full queue drops
-/// uplinks silently (counted in the gateway's statistics), not with a log line
-/// per frame.
+/// Issue 9, item 8: with nothing consuming the uplink queue (the device face
+/// off), a full queue drops uplinks silently (counted in the gateway's
+/// statistics), not with a log line per frame.
 #[tokio::test]
 async fn a_full_uplink_queue_drops_without_a_line_per_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let p = start(dir.path(), "uplink_queue = 2\nmax_messages_per_sec = 1000");
+    let p = start_with(
+        dir.path(),
+        "uplink_queue = 2\nmax_messages_per_sec = 1000",
+        "[lorawan]\nenabled = false\n",
+    );
     let (id, st) = lns_gateway(&p.api(), p.lns, EUI, json!({"RfRegion": "EU868"})).await;
     let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
     s.recv_router_config(T).await.unwrap();
@@ -279,6 +280,39 @@ async fn a_full_uplink_queue_drops_without_a_line_per_frame() {
     assert!(
         !lines.iter().any(|l| l.contains("uplink")),
         "log lines about uplinks: {lines:#?}"
+    );
+    stop(p);
+}
+
+/// With the device face on, frames nobody can verify (an unknown DevAddr here) are
+/// counted by the device face, again without a log line per frame.
+#[tokio::test]
+async fn unverifiable_uplinks_are_counted_without_a_line_per_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(dir.path(), "max_messages_per_sec = 1000");
+    let (_, st) = lns_gateway(&p.api(), p.lns, EUI, json!({"RfRegion": "EU868"})).await;
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(T).await.unwrap();
+    drain(&p);
+    for fcnt in 0..40 {
+        let frame = Updf {
+            mhdr: 0x40,
+            dev_addr: 0x0100_0000 + u32::from(fcnt),
+            fctrl: 0,
+            fcnt,
+            fopts: vec![],
+            fport: Some(1),
+            frm_payload: vec![1, 2, 3],
+            mic: 1,
+        };
+        s.send_updf(&frame, &RadioMeta::default()).await.unwrap();
+    }
+    // Long past the dedup window: every frame has been judged.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let lines = drain(&p);
+    assert!(
+        lines.is_empty(),
+        "log lines about unverifiable uplinks: {lines:#?}"
     );
     stop(p);
 }

@@ -18,7 +18,8 @@ pub fn write_lns_config(dir: &std::path::Path) -> std::path::PathBuf {
     write_config_lns(dir, &format!("public_uri = \"{uri}\"\n"), "")
 }
 
-fn write_config_lns(dir: &std::path::Path, lns_extra: &str, extra: &str) -> std::path::PathBuf {
+/// A config with `lns_extra` in `[lns]` and `extra` (other tables) at the end.
+pub fn write_config_lns(dir: &std::path::Path, lns_extra: &str, extra: &str) -> std::path::PathBuf {
     let p = dir.join("stationkeeper.toml");
     std::fs::write(
         &p,
