@@ -60,6 +60,9 @@ use stationkeeper::config::Config;
 use stationkeeper::eui::Eui;
 use stationkeeper::lns::downlink::{Downlink, Outcome, Timing};
 
+#[path = "lns_load_devices.rs"]
+mod devices;
+
 const API_TOKEN: &str = "bench-token-123";
 /// Station's fixed `Sec-WebSocket-Key` (net.c).
 const WS_KEY: &str = "bpse8nVmEl6ZlX4lSb6RMw==";
@@ -132,6 +135,9 @@ struct ServerArgs {
     /// `fuota`: the multicast session starts this many seconds after the command.
     #[arg(long, default_value_t = 5)]
     fuota_start_in: i64,
+    /// --register: the gateways' `LoRaWAN` object (GatewayEui is added).
+    #[arg(long, default_value = r#"{"RfRegion":"EU868"}"#)]
+    gw_lorawan: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,6 +188,8 @@ struct ClientArgs {
     /// (lns-protocol.md §6.2), so the server marks them as having GPS time.
     #[arg(long)]
     pps: bool,
+    #[command(flatten)]
+    dev: devices::DeviceArgs,
 }
 
 fn main() {
@@ -405,6 +413,7 @@ async fn server(a: ServerArgs) -> Result<(), String> {
                 Some((id, at)) => say(progress(&api, id, *at).await),
                 None => say("FUOTA_PROGRESS ok=0 error=no FUOTA task started".into()),
             },
+            ["devices", ..] | ["devstats"] => say(devices::command(&app, &api, &words).await),
             ["quit"] => break,
             other => eprintln!(
                 "lns-load server: unknown command {other:?} (rss | wait N SECS | waitsync N SECS | fanout | fuota BYTES | progress | quit)"
@@ -440,13 +449,16 @@ async fn register_all(
     );
     let sem = Arc::new(Semaphore::new(a.register_concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
+    let lorawan: Value =
+        serde_json::from_str(&a.gw_lorawan).map_err(|e| format!("--gw-lorawan: {e}"))?;
     for i in 0..a.n {
-        let api = api.clone();
+        let (api, mut lorawan) = (api.clone(), lorawan.clone());
         let sem = sem.clone();
         let eui = Eui(base + i as u64);
+        lorawan["GatewayEui"] = eui.to_string().into();
         set.spawn(async move {
             let _p = sem.acquire_owned().await.expect("semaphore");
-            register(&api, eui).await.map(|t| (i, eui, t))
+            register(&api, eui, lorawan).await.map(|t| (i, eui, t))
         });
     }
     let mut tokens = vec![None; a.n];
@@ -470,13 +482,13 @@ async fn register_all(
 }
 
 /// Creates one gateway and an LNS token for it; returns the token.
-async fn register(api: &ApiClient, eui: Eui) -> Result<String, String> {
+async fn register(api: &ApiClient, eui: Eui, lorawan: Value) -> Result<String, String> {
     use hyper::Method;
     let created = api
         .call(
             Method::POST,
             "/wireless-gateways",
-            Some(json!({"LoRaWAN": {"GatewayEui": eui.to_string(), "RfRegion": "EU868"}})),
+            Some(json!({ "LoRaWAN": lorawan })),
         )
         .await
         .map_err(|e| format!("create {eui}: {e}"))?;
@@ -888,6 +900,9 @@ async fn clients(a: ClientArgs) -> Result<(), String> {
         pps: a.pps,
         kx: Mutex::default(),
     });
+    if a.dev.devices > 0 {
+        return devices::clients(a, gws, target).await;
+    }
     let counters = Arc::new(Counters::default());
     let stop = CancellationToken::new();
     let sem = Arc::new(Semaphore::new(a.concurrency.max(1)));

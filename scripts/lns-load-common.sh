@@ -71,14 +71,15 @@ lns_load_setup() {
     [ -x "$BIN" ] || die "missing $BIN"
 }
 
-# Registers N EU868 gateways in a process of its own: the measured server starts
-# fresh on the same state dir (as after a restart), so no registration garbage
-# sits in its RSS.
+# Registers N gateways (EU868 unless extra `server` arguments say otherwise) in a
+# process of its own: the measured server starts fresh on the same state dir (as
+# after a restart), so no registration garbage sits in its RSS. REGISTER_IN names
+# a file of server commands to run after registering (default none).
 lns_load_register() {
     log "registering $N gateways through the operator API"
     RUST_LOG=warn timeout $((300 + N / 10)) "$BIN" server --register --state "$TMP/state" \
-        --lns "127.0.0.1:$LNS_PORT" --api "127.0.0.1:$API_PORT" --n "$N" --tokens-out "$TMP/tokens.txt" \
-        </dev/null >"$TMP/register.out" 2>"$TMP/register.log" || { cat "$TMP/register.log" >&2; die "registration failed"; }
+        --lns "127.0.0.1:$LNS_PORT" --api "127.0.0.1:$API_PORT" --n "$N" --tokens-out "$TMP/tokens.txt" "$@" \
+        <"${REGISTER_IN:-/dev/null}" >"$TMP/register.out" 2>"$TMP/register.log" || { cat "$TMP/register.log" >&2; die "registration failed"; }
     REG=$(grep '^READY ' "$TMP/register.out") || die "registration: no READY line"
     [ "$(field "$REG" gateways)" = "$N" ] || die "registration: $REG"
     log "registered: $REG"
