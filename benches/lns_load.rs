@@ -138,6 +138,9 @@ struct ServerArgs {
     /// --register: the gateways' `LoRaWAN` object (GatewayEui is added).
     #[arg(long, default_value = r#"{"RfRegion":"EU868"}"#)]
     gw_lorawan: String,
+    /// `[lns] max_messages_per_sec` (default: the server's).
+    #[arg(long)]
+    max_messages_per_sec: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -306,6 +309,9 @@ async fn server(a: ServerArgs) -> Result<(), String> {
     cfg.lns.ping_interval_secs = a.ping_interval;
     cfg.lns.dead_after_secs = cfg.lns.dead_after_secs.max(a.ping_interval * 3);
     cfg.limits.max_connections = cfg.limits.max_connections.max(a.n + 1000);
+    cfg.lns.max_messages_per_sec = a
+        .max_messages_per_sec
+        .unwrap_or(cfg.lns.max_messages_per_sec);
     let running = stationkeeper::startup::spawn(cfg)
         .await
         .map_err(|e| format!("start-up: {e}"))?;

@@ -400,18 +400,19 @@ async fn gateway(
             f = ws.recv() => {
                 let at = Instant::now();
                 let (op, payload) = match f { Ok(f) => f, Err(e) => return e };
-                match op {
-                    0x9 => { if ws.send(0xA, &payload).await.is_err() { return "pong failed".into() } }
+                let reply = match op {
+                    0x9 => Some((0xA, payload)),
                     0x8 => return format!("server closed: {}", super::close_reason(&payload)),
-                    0x1 => {
-                        let Ok(v) = serde_json::from_slice::<Value>(&payload) else { continue };
-                        if let Some(reply) = sim.message(&v, at) {
-                            if ws.send(0x1, reply.to_string().as_bytes()).await.is_err() {
-                                return "write failed".into();
-                            }
-                        }
+                    0x1 => serde_json::from_slice::<Value>(&payload)
+                        .ok()
+                        .and_then(|v| sim.message(&v, at))
+                        .map(|r| (0x1, r.to_string().into_bytes())),
+                    _ => None,
+                };
+                if let Some((op, bytes)) = reply {
+                    if ws.send(op, &bytes).await.is_err() {
+                        return "write failed".into();
                     }
-                    _ => {}
                 }
                 ws.shrink();
             }

@@ -25,6 +25,10 @@
 #   UP_DR=3              uplink DR (US915 DR0..3; RX1 is DR+10)
 #   MAC_VERSION=1.0.3    device profile MacVersion
 #   RUNS=1               uplink runs (each RATE for DURATION), reported one by one
+#   MSG_RATE=auto        the measured server's [lns] max_messages_per_sec; auto is
+#                        2 x (COPIES + 1) x RATE / N_GW, at least the default 50 (each
+#                        gateway gets COPIES x RATE / N_GW updf and RATE / N_GW dntxed)
+#   PERF=0               1: perf record -g the server during the (last) run; report in perf.txt
 #   CONCURRENCY=100 SETTLE=3 LNS_PORT=28897 API_PORT=27011 SK_LOG=info SKIP_BUILD=1 KEEP=1
 set -euo pipefail
 
@@ -42,12 +46,15 @@ SETTLE=${SETTLE:-3}
 LNS_PORT=${LNS_PORT:-28897}
 API_PORT=${API_PORT:-27011}
 SK_LOG=${SK_LOG:-info}
+MSG_RATE=${MSG_RATE:-$(( 2 * (COPIES + 1) * RATE / N_GW > 50 ? 2 * (COPIES + 1) * RATE / N_GW : 50 ))}
+PERF=${PERF:-0}
 N=$N_GW
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=bench-devices
 # shellcheck source=scripts/lns-load-common.sh
 . "$REPO/scripts/lns-load-common.sh"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 lns_load_setup
 
 # ---------------------------------------------------------------- set-up (own process)
@@ -57,7 +64,7 @@ DEVS=$(grep '^DEVICES ' "$TMP/register.out") || die "no DEVICES line in register
 [ "$(field "$DEVS" ok)" = 1 ] || die "device creation: $DEVS"
 log "devices: $DEVS"
 
-lns_load_server
+lns_load_server --max-messages-per-sec "$MSG_RATE"
 sleep 2
 RSS0=$(srv rss '^RSS ' 10)
 lns_load_clients --concurrency "$CONCURRENCY" --devices "$DEVICES" --copies "$COPIES" --up-dr "$UP_DR"
@@ -81,6 +88,12 @@ ST_LINES=("$ST2")
 RSS_LINES=("$RSS2")
 for r in $(seq "$RUNS"); do
     log "run $r: $RATE confirmed uplinks/s for $DURATION s, $COPIES copies each"
+    if [ "$PERF" = 1 ] && [ "$r" = "$RUNS" ]; then
+        # System-wide (the server's threads come and go); the report keeps the server's pid.
+        SRV_REAL=$(pgrep -P "$SRV_PID" | head -1) # $SRV_PID is timeout(1)
+        perf record -a -e cpu-clock -F 999 -o "$TMP/perf.data" -- sleep "$DURATION" >"$TMP/perf.log" 2>&1 &
+        PERF_PID=$!
+    fi
     line=$(cli "run $RATE $DURATION" '^RUN ' $((DURATION + 120)))
     log "$line"
     RUN_LINES+=("$line")
@@ -88,6 +101,21 @@ for r in $(seq "$RUNS"); do
     RSS_LINES+=("$(srv rss '^RSS ' 10)")
 done
 RSS3=${RSS_LINES[-1]}
+if [ "$PERF" = 1 ]; then
+    wait "$PERF_PID" 2>/dev/null || true
+    timeout 300 perf report -i "$TMP/perf.data" --pid "$SRV_REAL" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' >"$TMP/perf.txt" || true
+    timeout 300 perf report -i "$TMP/perf.data" --no-children --sort comm,pid --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 >"$TMP/perf-procs.txt" || true
+    # Self time by kind: SQLite, JSON, TLS/crypto, allocator, tokio, kernel, other.
+    PERF_KINDS=$(awk '{ p = $1 + 0; s = $0
+        k = "other"
+        if (s ~ /\[k\]/) k = "kernel"
+        else if (s ~ /sqlite3|pcache|btree|Btree|Vdbe|vdbe|walIndex|pager/) k = "sqlite"
+        else if (s ~ /serde_json|serde::|ryu|itoa/) k = "json"
+        else if (s ~ /ring_core|ring::|rustls|aes|gcm|chacha|poly1305|sha|cmac|lrwn/) k = "tls_crypto"
+        else if (s ~ /malloc|free|realloc|memcpy|memmove|memset|_int_|calloc|cfree/) k = "alloc_mem"
+        else if (s ~ /tokio|futex|parking|Condvar|pthread/) k = "tokio_sync"
+        t[k] += p } END { for (k in t) printf "%s=%.1f%% ", k, t[k] }' "$TMP/perf.txt")
+fi
 
 CFIN=$(cli quit '^CLIENTS final ' 30)
 for i in $(seq 300); do kill -0 "$CLI_PID" 2>/dev/null || break; sleep 0.1; done
@@ -106,7 +134,8 @@ JOINS=$(d "$ST1" "$ST2" joins_accepted)
 JOINED_N=$(field "$JOINED" joined)
 echo
 echo "== Devices, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)"
-echo "   stationkeeper $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo '?'); server and simulator share the CPUs; US915 SubBands [2], MacVersion $MAC_VERSION, uplink DR$UP_DR on the 8 channels of sub-band 2"
+echo "   stationkeeper $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo '?'); server and simulator share the CPUs (load average before: $LOAD0); US915 SubBands [2], MacVersion $MAC_VERSION,"
+echo "   uplink DR$UP_DR on the 8 channels of sub-band 2; [lns] max_messages_per_sec $MSG_RATE; [lorawan] workers $(field "$ST1" workers)"
 printf '%-46s %s\n' "gateways / devices created (API)" "$(field "$REG" gateways) / $(field "$DEVS" created) devices in $(field "$DEVS" secs) s = $(field "$DEVS" rate)/s (separate process)"
 printf '%-46s %s\n' "joins" "$JOINED_N of $DEVICES joined, $(field "$JOINED" attempts) join-requests, $(field "$JOINED" secs) s at $JOIN_RATE/s; server joins_accepted +$JOINS, refused +$(d "$ST1" "$ST2" joins_refused)"
 printf '%-46s %s\n' "  join-request -> join-accept dnmsg" "p50 $(field "$JOINED" lat_p50_ms) ms, p99 $(field "$JOINED" lat_p99_ms) ms, max $(field "$JOINED" lat_max_ms) ms (dedup window $WINDOW ms included)"
@@ -137,4 +166,9 @@ echo "    per deduplicated uplink over the whole run window incl. the grace peri
 echo "server counters over the run(s): $(for k in copies_merged dedup_refused replayed mic_failed unknown_device bad_channel gap_too_large downlinks_failed downlinks_skipped malformed; do printf '%s=+%s ' "$k" "$(d "${ST_LINES[0]}" "${ST_LINES[-1]}" "$k")"; done)"
 echo "copy spread (first -> last copy written), last run: p50 $(field "${RUN_LINES[-1]}" spread_p50_ms) ms, p99 $(field "${RUN_LINES[-1]}" spread_p99_ms) ms"
 echo "clients at the end: $(printf '%s\n' "$CFIN" | sed 's/^CLIENTS final //; s/ rss_kib=.*//')"
+if [ "$PERF" = 1 ]; then
+    echo "perf, whole machine during the run, by process (perf-procs.txt):"; head -6 "$TMP/perf-procs.txt" | sed 's/^/  /'
+    echo "perf, server only, self time by kind (percent of the server's samples; all in perf.txt): $PERF_KINDS"
+    head -15 "$TMP/perf.txt" | sed 's/^/  /'
+fi
 [ "$SRV_WARN" = 0 ] || { echo "server log: $SRV_WARN WARN/ERROR lines, e.g.:"; grep -E '\b(WARN|ERROR)\b' "$TMP/server.log" | head -5 | sed 's/^/  /'; }

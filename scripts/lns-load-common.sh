@@ -85,12 +85,12 @@ lns_load_register() {
     log "registered: $REG"
 }
 
-# The measured server, reading commands from fd 3.
+# The measured server (extra `server` arguments given), reading commands from fd 3.
 lns_load_server() {
     mkfifo "$TMP/server.in" "$TMP/clients.in"
     log "starting the measured server (stationkeeper in process, fresh)"
     RUST_LOG=$SK_LOG timeout 3600 "$BIN" server --state "$TMP/state" \
-        --lns "127.0.0.1:$LNS_PORT" --api "127.0.0.1:$API_PORT" --n "$N" \
+        --lns "127.0.0.1:$LNS_PORT" --api "127.0.0.1:$API_PORT" --n "$N" "$@" \
         <"$TMP/server.in" >"$TMP/server.out" 2>"$TMP/server.log" &
     SRV_PID=$!
     exec 3>"$TMP/server.in"
