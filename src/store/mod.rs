@@ -1,6 +1,7 @@
 //! The embedded SQLite store: opening the database file with the pragmas we rely
 //! on, applying the numbered migrations (`PRAGMA user_version`), and running every
-//! query on tokio's blocking pool so the reactor never waits on disk. Nothing
+//! query on one `store` thread that owns the connection, so the reactor never
+//! waits on disk. Nothing
 //! outside this module sees a rusqlite type: callers get plain structs and
 //! `StoreError`, so another backend can slot in behind the same functions.
 
@@ -26,7 +27,7 @@ pub use lns::LnsState;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
 
 use rusqlite::Connection;
 
@@ -73,11 +74,17 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A handle to the database; cheap to clone.
+/// A handle to the database; cheap to clone. Queries queue up for the one thread
+/// that owns the connection, and callers await their answer: under load the
+/// waiting is done by async tasks, not by blocking-pool threads parked on a
+/// mutex whose holder gets preempted among them (benches/README.md, "Devices").
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
 }
+
+/// One query for the store thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 impl Store {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -109,26 +116,39 @@ impl Store {
         // B-tree paths, and with 100,000 gateways they no longer fit in 2 MiB.
         conn.pragma_update(None, "cache_size", -8192)?;
         migrate(&mut conn)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let (jobs, queue) = mpsc::channel::<Job>();
+        // The thread ends when the last Store handle is dropped.
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Db(format!("cannot start the store thread: {e}")))?;
+        Ok(Store { jobs })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on the store thread.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves the connection usable: SQLite
-            // rolls back any open transaction when it is dropped.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Db(format!("store task failed: {e}")))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |c: &mut Connection| {
+            // A panic leaves the connection usable (SQLite rolls back an open
+            // transaction when it is dropped) and the thread running; the caller
+            // sees its answer channel closed.
+            if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))) {
+                let _ = tx.send(r);
+            }
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Db("the store thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Db("store task failed (it panicked)".into()))?
     }
 }
 
@@ -168,8 +188,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         drop(Store::open(&path).unwrap());
-        let store = Store::open(&path).unwrap();
-        let conn = store.conn.lock().unwrap();
+        let _store = Store::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
         let v: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
