@@ -170,6 +170,12 @@ fn record_poll(c: &mut Connection, p: &PollRecord) -> Result<Option<i64>, StoreE
              WHERE gateway_id = ?1 AND service = ?2 AND generation < ?3 AND state != 'retired'",
         )?
         .execute(params![p.gateway_id, service.as_str(), generation])?;
+        if *service == Service::Cups {
+            tx.prepare_cached(
+                "UPDATE gateways SET awaiting_confirmation = 0 WHERE id = ?1 AND awaiting_confirmation = 1",
+            )?
+            .execute(params![p.gateway_id])?;
+        }
     }
     if let Some((service, generation)) = &p.backup {
         tx.prepare_cached(
@@ -291,9 +297,7 @@ impl Store {
                 return Ok(Registration::AlreadyThere(gw));
             }
             let unconfirmed: u64 = tx.query_row(
-                "SELECT COUNT(*) FROM gateways g WHERE g.origin = 'cups'
-                   AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.gateway_id = g.id
-                                     AND c.service = 'CUPS' AND c.confirmed_at IS NOT NULL)",
+                "SELECT COUNT(*) FROM gateways WHERE awaiting_confirmation = 1",
                 [],
                 |r| r.get(0),
             )?;
@@ -301,6 +305,10 @@ impl Store {
                 return Ok(Registration::Full { unconfirmed });
             }
             gateways::insert(&tx, &g)?;
+            tx.execute(
+                "UPDATE gateways SET awaiting_confirmation = 1 WHERE eui = ?1",
+                params![super::eui_to_sql(g.eui)],
+            )?;
             let gw = gateways::by_eui(&tx, g.eui)?.ok_or(StoreError::NotFound)?;
             tx.commit()?;
             Ok(Registration::Created(gw))

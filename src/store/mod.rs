@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_lns.sql"),
     include_str!("migrations/0004_fuota.sql"),
     include_str!("migrations/0005_devices.sql"),
+    include_str!("migrations/0006_registration.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
