@@ -82,6 +82,15 @@ pub fn best_copy(up: &Collected) -> &UplinkEvent {
 /// A receive window's (DR, Hz), if the frame can still make it.
 type Rx = Option<(u8, u32)>;
 
+/// The US915 sub-band of the gateway that heard `up` best (its `SubBands`, else
+/// 2, the default router_config uses): the one the device is kept on.
+pub async fn best_sub_band(app: &App, up: &Collected) -> u8 {
+    match app.store.gateway_by_eui(best_copy(up).gateway).await {
+        Ok(g) => g.gw.sub_bands.and_then(|s| s.first().copied()).unwrap_or(2),
+        Err(_) => 2,
+    }
+}
+
 /// RX1 and RX2 for an answer to `copy`, each only while there is still time to
 /// hand it to station.
 fn windows(region: &str, copy: &UplinkEvent, w: Window, first_arrival_us: i64) -> (Rx, Rx) {

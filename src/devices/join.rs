@@ -69,7 +69,7 @@ pub async fn handle(app: &App, up: Collected) {
         return tracing::error!("no free DevAddr after 16 draws; widen [lorawan] net_id's space");
     };
     let region = known.profile.region().to_owned();
-    let sub_band = gateway_sub_band(app, &up).await;
+    let sub_band = downlink::best_sub_band(app, &up).await;
     let accept = build(
         &known,
         &req,
@@ -182,15 +182,6 @@ async fn allocate_dev_addr(app: &App) -> Option<u32> {
         }
     }
     None
-}
-
-/// The sub-band of the gateway that heard the join best (US915), default 2.
-async fn gateway_sub_band(app: &App, up: &Collected) -> u8 {
-    let gw = downlink::best_copy(up).gateway;
-    match app.store.gateway_by_eui(gw).await {
-        Ok(g) => g.gw.sub_bands.and_then(|s| s.first().copied()).unwrap_or(2),
-        Err(_) => 2,
-    }
 }
 
 struct Accept {

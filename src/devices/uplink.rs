@@ -179,11 +179,7 @@ async fn wanted(
 ) -> Vec<Request> {
     let mut w = Vec::new();
     if profile.region() == "US915" {
-        let gw = downlink::best_copy(up).gateway;
-        let sb = match app.store.gateway_by_eui(gw).await {
-            Ok(g) => g.gw.sub_bands.and_then(|s| s.first().copied()).unwrap_or(2),
-            Err(_) => 2,
-        };
+        let sb = downlink::best_sub_band(app, up).await;
         if mac.sub_band != Some(sb) {
             let dr = up.copies[0].uplink.radio.dr;
             w.push(maccommand::link_adr::request(profile.mac_version(), sb, dr));
