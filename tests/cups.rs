@@ -116,19 +116,8 @@ async fn unknown_router_is_refused_and_station_falls_back() {
 #[tokio::test]
 async fn register_mode_enrolls_an_unknown_gateway_on_first_use() {
     let srv = TestServer::start_with(|c| c.gateways.unknown = UnknownGateways::Register).await;
-    let home = srv.dir.path().join("fresh");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut st = common::station::Station::new(home, EUI);
     // Server-auth only: the trust and URI, nothing else.
-    let trust = srv.get("/service-endpoint?serviceType=CUPS").await;
-    st.write_set(
-        CredSet::Reg,
-        Category::Cups,
-        Some(&srv.cups_uri()),
-        Some(trust["ServerTrust"].as_str().unwrap().as_bytes()),
-        None,
-        None,
-    );
+    let mut st = srv.fresh_station("fresh", EUI).await;
     let o = ok!(st.poll(srv.cups()).await);
     assert!(
         matches!(o.cups_cred, Some(CredResult::Installed(_))),
@@ -145,17 +134,7 @@ async fn register_mode_enrolls_an_unknown_gateway_on_first_use() {
     assert_eq!(o.body, vec![0u8; 14]);
     assert!(String::from_utf8_lossy(&o.request).contains("Authorization: Bearer "));
     // Once confirmed, a poll for that EUI without the token is refused.
-    let home = srv.dir.path().join("impostor");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut impostor = common::station::Station::new(home, EUI);
-    impostor.write_set(
-        CredSet::Reg,
-        Category::Cups,
-        Some(&srv.cups_uri()),
-        Some(trust["ServerTrust"].as_str().unwrap().as_bytes()),
-        None,
-        None,
-    );
+    let mut impostor = srv.fresh_station("impostor", EUI).await;
     assert_eq!(impostor.poll(srv.cups()).await.status, Some(403));
 }
 

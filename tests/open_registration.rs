@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use common::server::TestServer;
 use common::station::net::client_config;
-use common::station::{Category, CredSet, Station};
+use common::station::Station;
 use stationkeeper::config::UnknownGateways;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -18,18 +18,7 @@ fn host_port(srv: &TestServer) -> String {
 
 /// A fresh station for `eui` holding only the CUPS URI and trust.
 async fn fresh_station(srv: &TestServer, eui: u64) -> Station {
-    let home = srv.dir.path().join(format!("st-{eui:x}"));
-    std::fs::create_dir_all(&home).unwrap();
-    let st = Station::new(home, eui);
-    let trust = srv.get("/service-endpoint?serviceType=CUPS").await;
-    st.write_set(
-        CredSet::Reg,
-        Category::Cups,
-        Some(&srv.cups_uri()),
-        Some(trust["ServerTrust"].as_str().unwrap().as_bytes()),
-        None,
-        None,
-    );
+    let st = srv.fresh_station(&format!("st-{eui:x}"), eui).await;
     st.write_file("version.txt", "1.0.0\n");
     st
 }

@@ -162,6 +162,25 @@ impl TestServer {
         st
     }
 
+    /// A station that holds only the server's trust and cupsUri (server-auth
+    /// only), in the home `name`: what open registration meets first.
+    pub async fn fresh_station(&self, name: &str, eui: u64) -> Station {
+        use super::station::{Category, CredSet};
+        let home = self.dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let st = Station::new(home, eui);
+        let trust = self.get("/service-endpoint?serviceType=CUPS").await;
+        st.write_set(
+            CredSet::Reg,
+            Category::Cups,
+            Some(&self.cups_uri()),
+            Some(trust["ServerTrust"].as_str().unwrap().as_bytes()),
+            None,
+            None,
+        );
+        st
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.cfg.state_dir.clone()
     }
