@@ -301,3 +301,119 @@ async fn service_endpoint_and_credential_files() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }
+
+#[tokio::test]
+async fn gateway_tags_are_set_replaced_filtered_and_validated() {
+    let srv = TestServer::start().await;
+    let create = |eui: u64, tags: Value| {
+        json!({"Name": format!("gw-{eui:x}"), "Tags": tags,
+               "LoRaWAN": {"GatewayEui": format!("{eui:016x}"), "RfRegion": "EU868"}})
+    };
+    let north = srv
+        .call(
+            Method::POST,
+            "/wireless-gateways",
+            Some(create(0x71, json!([{"Key": "site", "Value": "north"}]))),
+        )
+        .await
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let south = srv
+        .call(
+            Method::POST,
+            "/wireless-gateways",
+            Some(create(
+                0x72,
+                json!([{"Key": "site", "Value": "south"}, {"Key": "canary", "Value": ""}]),
+            )),
+        )
+        .await
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    srv.create_gateway(0x73).await;
+
+    let ids = |v: Value| -> Vec<String> {
+        v["WirelessGatewayList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["Id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(srv
+            .get("/wireless-gateways?tagKey=site&tagValue=north")
+            .await),
+        vec![north.clone()]
+    );
+    assert_eq!(
+        ids(srv.get("/wireless-gateways?tagKey=canary").await),
+        vec![south.clone()]
+    );
+    assert_eq!(
+        srv.get("/wireless-gateways?tagKey=site").await["WirelessGatewayList"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        srv.get(&format!("/wireless-gateways/{south}")).await["Tags"],
+        json!([{"Key": "canary", "Value": ""}, {"Key": "site", "Value": "south"}])
+    );
+
+    // PATCH's Tags replaces the whole set.
+    srv.call(
+        Method::PATCH,
+        &format!("/wireless-gateways/{north}"),
+        Some(json!({"Tags": [{"Key": "site", "Value": "east"}]})),
+    )
+    .await
+    .unwrap();
+    assert!(ids(srv
+        .get("/wireless-gateways?tagKey=site&tagValue=north")
+        .await)
+    .is_empty());
+    assert_eq!(
+        ids(srv
+            .get("/wireless-gateways?tagKey=site&tagValue=east")
+            .await),
+        vec![north.clone()]
+    );
+
+    // Bad tags name the entry and the rule; nothing is created.
+    let err = srv
+        .call(
+            Method::POST,
+            "/wireless-gateways",
+            Some(create(0x74, json!([{"Key": "aws:x", "Value": "1"}]))),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("Tags[0].Key") && err.contains("reserved"),
+        "{err}"
+    );
+    let err = srv
+        .call(Method::GET, "/wireless-gateways?tagValue=x", None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("tagValue needs tagKey"), "{err}");
+    assert_eq!(
+        srv.get("/wireless-gateways").await["WirelessGatewayList"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A deleted gateway's tags go with it.
+    srv.call(Method::DELETE, &format!("/wireless-gateways/{south}"), None)
+        .await
+        .unwrap();
+    assert!(ids(srv.get("/wireless-gateways?tagKey=canary").await).is_empty());
+}

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{now, App};
 use crate::eui::Eui;
-use crate::store::{Gateway, GatewayPatch, NewGateway, Origin, StoreError};
+use crate::store::{tags, Gateway, GatewayPatch, NewGateway, Origin, StoreError, Tag};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -43,9 +43,9 @@ struct CreateBody {
     description: Option<String>,
     #[serde(rename = "LoRaWAN")]
     lorawan: LoRaWanIn,
+    #[serde(default)]
+    tags: Vec<Tag>,
     // AWS fields with no meaning here: accepted and ignored.
-    #[serde(default, rename = "Tags")]
-    _tags: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "ClientRequestToken")]
     _client_request_token: Option<serde::de::IgnoredAny>,
 }
@@ -126,21 +126,25 @@ async fn create(
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     validate(&b.lorawan)?;
+    tags::validate(&b.tags).map_err(ApiError::validation)?;
     let id = crate::app::new_id();
     let eui = b.lorawan.gateway_eui;
     app.store
-        .create_gateway(NewGateway {
-            id: id.clone(),
-            eui,
-            name: b.name.unwrap_or_else(|| eui.to_string()),
-            description: b.description,
-            rf_region: Some(b.lorawan.rf_region),
-            sub_bands: b.lorawan.sub_bands,
-            join_eui_filters: b.lorawan.join_eui_filters,
-            net_id_filters: b.lorawan.net_id_filters,
-            origin: Origin::Operator,
-            created_at: now(),
-        })
+        .create_gateway(
+            NewGateway {
+                id: id.clone(),
+                eui,
+                name: b.name.unwrap_or_else(|| eui.to_string()),
+                description: b.description,
+                rf_region: Some(b.lorawan.rf_region),
+                sub_bands: b.lorawan.sub_bands,
+                join_eui_filters: b.lorawan.join_eui_filters,
+                net_id_filters: b.lorawan.net_id_filters,
+                origin: Origin::Operator,
+                created_at: now(),
+            },
+            b.tags,
+        )
         .await?;
     tracing::info!(gateway = %eui, id = %id, "gateway created");
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
@@ -182,16 +186,37 @@ async fn get_one(
     ApiQuery(q): ApiQuery<IdentifierQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let g = find(&app, &id, q.identifier_type.as_deref()).await?;
-    Ok(Json(gateway_json(&g)))
+    let mut out = gateway_json(&g);
+    out["Tags"] = json!(app.store.tags(tags::GATEWAY, g.gw.id.clone()).await?);
+    Ok(Json(out))
+}
+
+/// `?maxResults&nextToken`, and our tag filter `tagKey` (with `tagValue`, an exact value).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    max_results: Option<usize>,
+    next_token: Option<String>,
+    tag_key: Option<String>,
+    tag_value: Option<String>,
 }
 
 async fn list(
     State(app): State<App>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let tag = match (q.tag_key, q.tag_value) {
+        (Some(k), v) => Some((k, v)),
+        (None, Some(_)) => return Err(ApiError::validation("tagValue needs tagKey")),
+        (None, None) => None,
+    };
+    let page = Page {
+        max_results: q.max_results,
+        next_token: q.next_token,
+    };
     page.answer(
         "WirelessGatewayList",
-        |after, n| app.store.list_gateways(after, n),
+        |after, n| app.store.list_gateways(after, n, tag),
         |g| g.gw.id.clone(),
         gateway_json,
     )
@@ -203,6 +228,8 @@ async fn list(
 struct PatchBody {
     name: Option<String>,
     description: Option<String>,
+    /// Ours (AWS updates tags with TagResource): replaces every tag of the gateway.
+    tags: Option<Vec<Tag>>,
 }
 
 async fn patch(
@@ -211,6 +238,12 @@ async fn patch(
     ApiJson(b): ApiJson<PatchBody>,
 ) -> Result<StatusCode, ApiError> {
     let g = find(&app, &id, None).await?;
+    if let Some(t) = b.tags {
+        tags::validate(&t).map_err(ApiError::validation)?;
+        app.store
+            .replace_tags(tags::GATEWAY, g.gw.id.clone(), t)
+            .await?;
+    }
     app.store
         .patch_gateway(
             g.gw.id,

@@ -198,8 +198,20 @@ pub(super) fn upsert_report(
 }
 
 impl Store {
-    pub async fn create_gateway(&self, g: NewGateway) -> Result<(), StoreError> {
-        self.run(move |c| insert(c, &g)).await
+    /// Inserts a gateway and its tags in one transaction.
+    pub async fn create_gateway(
+        &self,
+        g: NewGateway,
+        tags: Vec<super::Tag>,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            insert(&tx, &g)?;
+            super::tags::upsert(&tx, super::tags::GATEWAY, &g.id, &tags)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn gateway(&self, id: String) -> Result<Gateway, StoreError> {
@@ -216,19 +228,38 @@ impl Store {
     }
 
     /// Gateways in id order, starting after `after`, at most `limit`.
+    /// A page of gateways in Id order, after `after`; with `tag`, only those that
+    /// carry that key (and that value, when it is given).
     pub async fn list_gateways(
         &self,
         after: Option<String>,
         limit: usize,
+        tag: Option<(String, Option<String>)>,
     ) -> Result<Vec<Gateway>, StoreError> {
         self.run(move |c| {
-            let mut stmt =
-                c.prepare_cached(&format!("{SELECT} WHERE g.id > ?1 ORDER BY g.id LIMIT ?2"))?;
-            let rows = stmt.query_map(
-                params![after.unwrap_or_default(), limit as i64],
-                gateway_from_row,
-            )?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let after = after.unwrap_or_default();
+            let rows = match tag {
+                None => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{SELECT} WHERE g.id > ?1 ORDER BY g.id LIMIT ?2"
+                    ))?;
+                    let rows = stmt.query_map(params![after, limit as i64], gateway_from_row)?;
+                    rows.collect::<Result<Vec<_>, _>>()?
+                }
+                Some((key, value)) => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{SELECT} WHERE g.id > ?1 AND g.id IN (SELECT resource_id FROM tags
+                             WHERE resource_type = ?3 AND key = ?4 AND (?5 IS NULL OR value = ?5))
+                         ORDER BY g.id LIMIT ?2"
+                    ))?;
+                    let rows = stmt.query_map(
+                        params![after, limit as i64, super::tags::GATEWAY, key, value],
+                        gateway_from_row,
+                    )?;
+                    rows.collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            Ok(rows)
         })
         .await
     }
@@ -272,9 +303,12 @@ impl Store {
 
     pub async fn delete_gateway(&self, id: String) -> Result<(), StoreError> {
         self.run(move |c| {
-            if c.execute("DELETE FROM gateways WHERE id = ?1", [id])? == 0 {
+            let tx = c.transaction()?;
+            if tx.execute("DELETE FROM gateways WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound);
             }
+            super::tags::untag_all(&tx, super::tags::GATEWAY, &id)?;
+            tx.commit()?;
             Ok(())
         })
         .await

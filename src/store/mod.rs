@@ -11,6 +11,7 @@ mod devices;
 mod fuota;
 mod gateways;
 mod lns;
+pub mod tags;
 mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
@@ -24,6 +25,7 @@ pub use devices::{
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
+pub use tags::Tag;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
@@ -40,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_fuota.sql"),
     include_str!("migrations/0005_devices.sql"),
     include_str!("migrations/0006_registration.sql"),
+    include_str!("migrations/0007_tags.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
