@@ -77,8 +77,8 @@ async fn sigterm_drains_an_in_flight_poll_and_exits_zero() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let cups = p.cups;
-    let mut child = p.child;
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let mut p = p;
+    let status = tokio::task::spawn_blocking(move || p.child.wait())
         .await
         .unwrap()
         .unwrap();
@@ -109,4 +109,51 @@ fn a_closed_stdout_does_not_stop_the_server() {
     assert!(child.try_wait().unwrap().is_none(), "server still running");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A closed stderr (a log pipe whose reader went away) used to leave the server
+/// deaf to SIGTERM: the log subscriber reported the failed write with `eprintln!`,
+/// which panicked inside the shutdown path, and the process never exited.
+#[test]
+fn a_closed_stderr_does_not_keep_sigterm_from_stopping_the_server() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(write_config(dir.path(), ""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        stderr.any(|l| l.is_ok_and(|l| l.contains("ready"))),
+        "server reached ready"
+    );
+    drop(stderr);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if status.is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let status = status.expect("SIGTERM stops the server although nobody reads its stderr");
+    assert!(status.success(), "{status:?}");
+    // Keep stdout's reader alive until here so only stderr is closed.
+    drop(BufReader::new(child.stdout.take().unwrap()));
 }

@@ -91,9 +91,13 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     // Logs go to stderr (journald keeps both streams); colour only on a terminal.
+    // A closed stderr (a pipe whose reader went away) must not stop the server:
+    // the subscriber's own report of a failed write uses `eprintln!`, which
+    // panics there, in whatever task logged — so that report is off.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
