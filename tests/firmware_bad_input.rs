@@ -282,9 +282,9 @@ async fn kill_9_mid_delivery_is_one_interrupted_attempt_after_restart() {
     let mut buf = vec![0u8; 64 * 1024];
     let n = tls.read(&mut buf).await.unwrap();
     assert!(n > 0);
-    let mut child = p.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut p = p;
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
     drop(tls);
 
     // After a restart the attempt is recorded once, as interrupted, and the task
@@ -299,7 +299,4 @@ async fn kill_9_mid_delivery_is_one_interrupted_attempt_after_restart() {
     let attempts = t["Attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 1, "{t}");
     assert_eq!(attempts[0]["Outcome"], "Interrupted");
-    let mut child = p.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

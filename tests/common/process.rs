@@ -144,6 +144,17 @@ pub fn launch_env(config: &std::path::Path, envs: &[(&str, &str)]) -> Proc {
     }
 }
 
+/// A test that ends (or fails) with the server still running must not leave it
+/// behind: `Child` does not stop its process when dropped.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Proc {
     pub fn api(&self) -> stationkeeper::cli::ApiClient {
         stationkeeper::cli::ApiClient::new(
