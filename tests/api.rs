@@ -168,9 +168,10 @@ async fn bad_requests_get_the_aws_error_shape_naming_the_field() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // An unknown path is not a missing resource (botocore would say so).
     let (s, v) = raw(&srv, TOKEN, Method::GET, "/nope", "").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(v["Code"], "ResourceNotFoundException");
+    assert_eq!(v["Code"], "UnknownOperationException");
 }
 
 #[tokio::test]

@@ -204,6 +204,7 @@ async fn create(
         return Err(ApiError::validation("LoRaWAN.RfRegion is required"));
     }
     apply(&mut t, b)?;
+    t.blob_id = super::s3::resolved(&app, "FirmwareUpdateImage", &t.blob_id).await?;
     validate(&app, &t).await?;
     app.store.insert_fuota_task(t.clone()).await?;
     tracing::info!(task = %t.id, image = %t.blob_id, "FUOTA task created");
@@ -224,6 +225,7 @@ async fn patch(
 ) -> Result<StatusCode, ApiError> {
     let mut t = load(&app, &id).await?;
     apply(&mut t, b)?;
+    t.blob_id = super::s3::resolved(&app, "FirmwareUpdateImage", &t.blob_id).await?;
     validate(&app, &t).await?;
     if let Some(g) = &t.group_id {
         let g = app.store.group(g.clone()).await?;

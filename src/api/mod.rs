@@ -2,6 +2,8 @@
 //! bearer-token auth, the JSON body extractor that names bad fields, and paging.
 //! Handlers live in one file per resource family.
 
+mod access_keys;
+pub mod auth;
 mod blobs;
 mod credentials;
 mod devices;
@@ -9,6 +11,8 @@ mod error;
 mod fuota;
 mod gateways;
 mod multicast;
+mod s3;
+mod sigv4;
 mod tasks;
 
 pub use error::{missing, ApiError};
@@ -35,13 +39,18 @@ pub fn router(app: App) -> Router {
         .merge(multicast::routes())
         .merge(fuota::routes())
         .merge(devices::routes())
+        .merge(access_keys::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
-    Router::new()
+    let s3 = s3::router(app.clone());
+    let api = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(authed)
+        // Not ResourceNotFoundException: botocore would read that as a missing
+        // resource on a path that does exist.
         .fallback(|| async {
-            ApiError::new(
+            ApiError::aws(
                 StatusCode::NOT_FOUND,
+                "UnknownOperationException",
                 "no such API path; see the README's API reference",
             )
         })
@@ -51,15 +60,24 @@ pub fn router(app: App) -> Router {
                 "this path does not take that method; see the README's API reference",
             )
         })
-        .with_state(app)
+        .with_state(app.clone());
+    // `front` wraps the whole API as one service, so it runs before any routing
+    // (a layer on the routes would run after the API's path was matched).
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn_with_state((app, s3), auth::front))
 }
 
 /// Constant-time comparison, so response timing does not reveal a token prefix.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    // A SigV4 caller was verified by `auth::front`.
+    if req.extensions().get::<auth::Caller>().is_some() {
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -68,8 +86,14 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let refused = match presented {
-        Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => return next.run(req).await,
-        Some(_) => "wrong API token",
+        Some(t) => match app.api_tokens.iter().position(|k| same(k.as_bytes(), t.as_bytes())) {
+            Some(i) => {
+                let caller = auth::token_caller(i, app.api_tokens.len());
+                req.extensions_mut().insert(caller);
+                return next.run(req).await;
+            }
+            None => "wrong API token",
+        },
         None => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
     };
     // Counted, and logged within the refusal budget: a token-guessing flood

@@ -1,0 +1,42 @@
+-- The AWS drop-in (issue 12): access keys for SigV4, ClientRequestToken
+-- idempotency records, and the S3-compatible names of uploaded blobs.
+
+-- SigV4 needs the secret itself (the signing key is an HMAC chain over it and the
+-- request's date, region and service), so it is kept as issued, in this 0600 file.
+CREATE TABLE access_keys (
+    id           TEXT PRIMARY KEY,          -- AccessKeyId, e.g. SKAK...
+    name         TEXT NOT NULL UNIQUE,
+    secret       TEXT NOT NULL,
+    enabled      INTEGER NOT NULL DEFAULT 1,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT
+);
+
+-- One record per (operation, ClientRequestToken): the body's hash and the first
+-- answer, replayed for the same body and refused (ConflictException) for another.
+CREATE TABLE idempotency (
+    operation   TEXT NOT NULL,
+    token       TEXT NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    answer      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (operation, token)
+) WITHOUT ROWID;
+
+CREATE TABLE s3_buckets (
+    name       TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- An object is a name for a blob: s3://bucket/key resolves to blob_id. Deleting
+-- the blob deletes the names that point at it.
+CREATE TABLE s3_objects (
+    bucket     TEXT NOT NULL REFERENCES s3_buckets (name) ON DELETE CASCADE,
+    key        TEXT NOT NULL,
+    blob_id    TEXT NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+    size       INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE INDEX s3_objects_by_blob ON s3_objects (blob_id);
