@@ -154,7 +154,7 @@ async fn bad_requests_get_the_aws_error_shape_naming_the_field() {
         &srv,
         TOKEN,
         Method::GET,
-        "/wireless-gateways?maxResults=0",
+        "/wireless-gateways?maxResults=251",
         "",
     )
     .await;

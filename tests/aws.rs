@@ -399,3 +399,128 @@ async fn cups_walkthrough_with_s3_and_sigv4() {
     assert_eq!(a.json()["Status"], "COMPLETED");
     assert_eq!(a.json()["WirelessGatewayTaskDefinitionId"], def.as_str());
 }
+
+/// AWS's paths and shapes: the statistics path, Arn in answers, MaxResults=0,
+/// a bad NextToken, taskDefinitionType, GetServiceEndpoint without a type, and
+/// the Tags calls on synthesized ARNs.
+#[tokio::test]
+async fn aws_paths_and_shapes() {
+    let srv = TestServer::start().await;
+    let aws = AwsClient::create(&srv, "shapes").await;
+    let mut ids = Vec::new();
+    for i in 0..3u64 {
+        let a = aws
+            .iot(
+                Method::POST,
+                "/wireless-gateways",
+                Some(json!({"LoRaWAN": {"GatewayEui": format!("{:016x}", EUI + i), "RfRegion": "EU868"}})),
+            )
+            .await;
+        let v = a.json();
+        let id = v["Id"].as_str().unwrap().to_string();
+        assert_eq!(
+            v["Arn"],
+            format!("arn:aws:iotwireless:local:000000000000:WirelessGateway/{id}")
+        );
+        ids.push((id, v["Arn"].as_str().unwrap().to_string()));
+    }
+    let (id, arn) = ids[0].clone();
+    let a = aws
+        .iot(
+            Method::GET,
+            &format!("/wireless-gateways/{id}/statistics"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["ConnectionStatus"], "Disconnected");
+    let a = aws
+        .iot(Method::GET, &format!("/wireless-gateways/{id}"), None)
+        .await;
+    assert_eq!(a.json()["Arn"], arn.as_str());
+
+    // MaxResults=0 is "no preference"; pages follow NextToken; a made-up one is refused.
+    let a = aws
+        .iot(Method::GET, "/wireless-gateways?maxResults=0", None)
+        .await;
+    assert_eq!(a.json()["WirelessGatewayList"].as_array().unwrap().len(), 3);
+    let a = aws
+        .iot(Method::GET, "/wireless-gateways?maxResults=2", None)
+        .await;
+    let token = a.json()["NextToken"].as_str().unwrap().to_string();
+    assert!(a.json()["WirelessGatewayList"][0]["Arn"].is_string());
+    let a = aws
+        .iot(
+            Method::GET,
+            &format!("/wireless-gateways?maxResults=2&nextToken={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(a.json()["WirelessGatewayList"].as_array().unwrap().len(), 1);
+    assert!(a.json()["NextToken"].is_null());
+    let a = aws
+        .iot(Method::GET, "/wireless-gateways?nextToken=bogus", None)
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.error_type(), "ValidationException");
+
+    let a = aws
+        .iot(
+            Method::GET,
+            "/wireless-gateway-task-definitions?taskDefinitionType=UPDATE",
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let a = aws.iot(Method::GET, "/service-endpoint", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["ServiceType"], "CUPS");
+
+    // Tags: TagResource, ListTagsForResource, UntagResource.
+    let q = |arn: &str| {
+        let enc: String = arn
+            .bytes()
+            .map(|b| match b {
+                b':' => "%3A".to_string(),
+                b'/' => "%2F".to_string(),
+                b => (b as char).to_string(),
+            })
+            .collect();
+        format!("/tags?resourceArn={enc}")
+    };
+    let a = aws
+        .iot(
+            Method::POST,
+            &q(&arn),
+            Some(
+                json!({"Tags": [{"Key": "site", "Value": "north"}, {"Key": "ring", "Value": "1"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let a = aws.iot(Method::GET, &q(&arn), None).await;
+    assert_eq!(
+        a.json()["Tags"],
+        json!([{"Key": "ring", "Value": "1"}, {"Key": "site", "Value": "north"}])
+    );
+    let a = aws
+        .iot(Method::DELETE, &format!("{}&tagKeys=ring", q(&arn)), None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let a = aws.iot(Method::GET, &q(&arn), None).await;
+    assert_eq!(a.json()["Tags"], json!([{"Key": "site", "Value": "north"}]));
+    // The gateway list filter sees TagResource's tags.
+    let a = aws
+        .iot(
+            Method::GET,
+            "/wireless-gateways?tagKey=site&tagValue=north",
+            None,
+        )
+        .await;
+    assert_eq!(a.json()["WirelessGatewayList"].as_array().unwrap().len(), 1);
+    let missing = arn.replace(&id, "00000000-0000-4000-8000-000000000000");
+    let a = aws.iot(Method::GET, &q(&missing), None).await;
+    assert_eq!(a.error_type(), "ResourceNotFoundException");
+    let a = aws.iot(Method::GET, &q("arn:aws:s3:::bucket"), None).await;
+    assert_eq!(a.error_type(), "ValidationException");
+}

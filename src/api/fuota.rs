@@ -208,7 +208,8 @@ async fn create(
     validate(&app, &t).await?;
     app.store.insert_fuota_task(t.clone()).await?;
     tracing::info!(task = %t.id, image = %t.blob_id, "FUOTA task created");
-    Ok((StatusCode::CREATED, Json(json!({"Id": t.id}))))
+    let arn = super::devices::arn(crate::store::tags::FUOTA_TASK, &t.id);
+    Ok((StatusCode::CREATED, Json(json!({"Id": t.id, "Arn": arn}))))
 }
 
 async fn load(app: &App, id: &str) -> Result<FuotaTaskRow, ApiError> {
@@ -383,6 +384,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     let t = load(&app, &id).await?;
     let mut out = json!({
         "Id": t.id,
+        "Arn": super::devices::arn(crate::store::tags::FUOTA_TASK, &t.id),
         "Name": t.name,
         "Description": t.description,
         "Status": t.status.as_str(),
@@ -577,7 +579,7 @@ async fn list(
         "FuotaTaskList",
         |after, n| app.store.list_fuota_tasks(after, n),
         |t| t.id.clone(),
-        |t| json!({"Id": t.id, "Name": t.name, "Status": t.status.as_str()}),
+        |t| json!({"Id": t.id, "Arn": super::devices::arn(crate::store::tags::FUOTA_TASK, &t.id), "Name": t.name, "Status": t.status.as_str()}),
     )
     .await
 }

@@ -29,6 +29,8 @@ pub fn routes() -> Router<App> {
             "/wireless-gateways/{id}/gateway-statistics",
             get(statistics),
         )
+        // AWS's path of GetWirelessGatewayStatistics; the one above is kept.
+        .route("/wireless-gateways/{id}/statistics", get(statistics))
 }
 
 pub const RF_REGIONS: &[&str] = &[
@@ -114,6 +116,7 @@ fn lorawan_json(g: &Gateway) -> Value {
 fn gateway_json(g: &Gateway) -> Value {
     json!({
         "Id": g.gw.id,
+        "Arn": super::devices::arn(tags::GATEWAY, &g.gw.id),
         "Name": g.gw.name,
         "Description": g.gw.description,
         "LoRaWAN": lorawan_json(g),
@@ -147,7 +150,8 @@ async fn create(
         )
         .await?;
     tracing::info!(gateway = %eui, id = %id, "gateway created");
-    Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
+    let arn = super::devices::arn(tags::GATEWAY, &id);
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Arn": arn}))))
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@ mod gateways;
 mod multicast;
 mod s3;
 mod sigv4;
+mod tags;
 mod tasks;
 
 pub use error::{missing, ApiError};
@@ -40,6 +41,7 @@ pub fn router(app: App) -> Router {
         .merge(fuota::routes())
         .merge(devices::routes())
         .merge(access_keys::routes())
+        .merge(tags::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     let s3 = s3::router(app.clone());
     let api = Router::new()
@@ -158,7 +160,9 @@ pub struct Page {
 
 impl Page {
     pub fn limit(&self) -> Result<usize, ApiError> {
+        // AWS's model allows 0, which its SDKs send for "no preference".
         match self.max_results.unwrap_or(100) {
+            0 => Ok(100),
             n @ 1..=250 => Ok(n),
             n => Err(ApiError::validation(format!(
                 "maxResults {n} is out of range 1..=250"
@@ -180,8 +184,19 @@ impl Page {
         Fut: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
     {
         let limit = self.limit()?;
+        let token = self.next_token.clone();
         // One row more than asked tells whether another page follows.
         let mut rows = fetch(self.next_token, limit + 1).await?;
+        // A NextToken is the Id of a listed row and is only given when more rows
+        // follow, so an empty page after one means the token names no row.
+        if rows.is_empty() {
+            if let Some(t) = token {
+                return Err(ApiError::validation(format!(
+                    "NextToken {} is not valid; start the list again without it",
+                    crate::logguard::Clipped(&t)
+                )));
+            }
+        }
         let more = rows.len() > limit;
         rows.truncate(limit);
         let items: Vec<serde_json::Value> = rows.iter().map(item).collect();

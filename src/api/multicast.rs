@@ -20,7 +20,7 @@ use crate::fuota::group::{self, DlClass, SessionRequest};
 use crate::fuota::runner::group_session;
 use crate::lns::regions;
 use crate::lorawan::gps::unix_now_us;
-use crate::store::{GroupRow, GroupSession};
+use crate::store::{tags, GroupRow, GroupSession};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -98,7 +98,7 @@ async fn create(
         })
         .await?;
     tracing::info!(group = %id, mc_addr = %format!("{mc_addr:08x}"), class = class.as_str(), "multicast group created");
-    let mut out = json!({"Id": id});
+    let mut out = json!({"Id": id, "Arn": super::devices::arn(tags::MULTICAST_GROUP, &id)});
     // A generated McKey is shown once, here: the operator's devices need it.
     if l.mc_key.is_none() {
         if let Some(k) = mc_key {
@@ -127,6 +127,7 @@ fn group_json(g: &GroupRow) -> Value {
     });
     json!({
         "Id": g.id,
+        "Arn": super::devices::arn(tags::MULTICAST_GROUP, &g.id),
         "Name": g.name,
         "Description": g.description,
         "LoRaWAN": {
@@ -184,7 +185,7 @@ async fn list(
         "MulticastGroupList",
         |after, n| app.store.list_groups(after, n),
         |g| g.id.clone(),
-        |g| json!({"Id": g.id, "Name": g.name}),
+        |g| json!({"Id": g.id, "Arn": super::devices::arn(tags::MULTICAST_GROUP, &g.id), "Name": g.name}),
     )
     .await
 }

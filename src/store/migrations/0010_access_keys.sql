@@ -40,3 +40,24 @@ CREATE TABLE s3_objects (
     PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE INDEX s3_objects_by_blob ON s3_objects (blob_id);
+
+-- TagResource reaches every resource kind; their tags go when they are deleted
+-- (gateways already drop theirs in Store::delete_gateway).
+CREATE TRIGGER task_definitions_untag AFTER DELETE ON task_definitions BEGIN
+    DELETE FROM tags WHERE resource_type = 'WirelessGatewayTaskDefinition' AND resource_id = OLD.id;
+END;
+CREATE TRIGGER multicast_groups_untag AFTER DELETE ON multicast_groups BEGIN
+    DELETE FROM tags WHERE resource_type = 'MulticastGroup' AND resource_id = OLD.id;
+END;
+CREATE TRIGGER fuota_tasks_untag AFTER DELETE ON fuota_tasks BEGIN
+    DELETE FROM tags WHERE resource_type = 'FuotaTask' AND resource_id = OLD.id;
+END;
+CREATE TRIGGER devices_untag AFTER DELETE ON devices BEGIN
+    DELETE FROM tags WHERE resource_type = 'WirelessDevice' AND resource_id = OLD.id;
+END;
+CREATE TRIGGER device_profiles_untag AFTER DELETE ON device_profiles BEGIN
+    DELETE FROM tags WHERE resource_type = 'DeviceProfile' AND resource_id = OLD.id;
+END;
+CREATE TRIGGER service_profiles_untag AFTER DELETE ON service_profiles BEGIN
+    DELETE FROM tags WHERE resource_type = 'ServiceProfile' AND resource_id = OLD.id;
+END;
