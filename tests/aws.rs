@@ -524,3 +524,64 @@ async fn aws_paths_and_shapes() {
     let a = aws.iot(Method::GET, &q("arn:aws:s3:::bucket"), None).await;
     assert_eq!(a.error_type(), "ValidationException");
 }
+
+/// ClientRequestToken: the same token and body answer the first create again
+/// (one resource), another body is a ConflictException, and no token creates anew.
+#[tokio::test]
+async fn client_request_tokens_make_creates_idempotent() {
+    let srv = TestServer::start().await;
+    let aws = AwsClient::create(&srv, "idem").await;
+    let body = json!({"Name": "grp", "ClientRequestToken": "tok-1",
+        "LoRaWAN": {"RfRegion": "EU868", "DlClass": "ClassC", "McAddr": "01020304"}});
+    let a = aws
+        .iot(Method::POST, "/multicast-groups", Some(body.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let first = a.json();
+    let a = aws
+        .iot(Method::POST, "/multicast-groups", Some(body.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    assert_eq!(a.json(), first, "the first answer, McKey included");
+    let groups = srv.get("/multicast-groups").await;
+    assert_eq!(groups["MulticastGroupList"].as_array().unwrap().len(), 1);
+
+    let mut other = body.clone();
+    other["Name"] = json!("another");
+    let a = aws
+        .iot(Method::POST, "/multicast-groups", Some(other))
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.error_type(), "ConflictException");
+
+    // The same token on another operation is another record.
+    let gw = json!({"ClientRequestToken": "tok-1", "LoRaWAN": {"GatewayEui": "0102030405060708", "RfRegion": "EU868"}});
+    let a = aws
+        .iot(Method::POST, "/wireless-gateways", Some(gw.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let id = a.json()["Id"].clone();
+    let a = aws.iot(Method::POST, "/wireless-gateways", Some(gw)).await;
+    assert_eq!(
+        a.json()["Id"],
+        id,
+        "not a duplicate-EUI conflict: the first answer"
+    );
+
+    // A failed create gives its token back: fixed, the same token works.
+    let bad = json!({"ClientRequestToken": "tok-2", "LoRaWAN": {"RfRegion": "EU868", "DlClass": "ClassZ"}});
+    let a = aws.iot(Method::POST, "/multicast-groups", Some(bad)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let good = json!({"ClientRequestToken": "tok-2", "LoRaWAN": {"RfRegion": "EU868", "DlClass": "ClassC", "McAddr": "01020305"}});
+    let a = aws.iot(Method::POST, "/multicast-groups", Some(good)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+
+    // Kept across a restart.
+    let srv = srv.restart().await;
+    let aws = AwsClient {
+        host: srv.running.api_addr.to_string(),
+        ..aws
+    };
+    let a = aws.iot(Method::POST, "/multicast-groups", Some(body)).await;
+    assert_eq!(a.json(), first);
+}

@@ -395,7 +395,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         "FragmentIntervalMS": t.interval_ms,
         "Descriptor": base64::engine::general_purpose::STANDARD.encode(t.descriptor),
         "MulticastGroupId": t.group_id,
-        "CreatedAt": t.created_at,
+        "CreatedAt": super::epoch_seconds(&t.created_at),
     });
     for (k, v) in [
         ("StatusReason", &t.status_reason),

@@ -10,6 +10,7 @@ mod devices;
 mod error;
 mod fuota;
 mod gateways;
+mod idempotency;
 mod multicast;
 mod s3;
 mod sigv4;
@@ -42,6 +43,10 @@ pub fn router(app: App) -> Router {
         .merge(devices::routes())
         .merge(access_keys::routes())
         .merge(tags::routes())
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::layer,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     let s3 = s3::router(app.clone());
     let api = Router::new()
@@ -68,6 +73,15 @@ pub fn router(app: App) -> Router {
     Router::new()
         .fallback_service(api)
         .layer(middleware::from_fn_with_state((app, s3), auth::front))
+}
+
+/// An API timestamp as AWS's REST-JSON default timestamp format, epoch seconds
+/// (the Rust SDK refuses a string where the model says `timestamp`).
+pub fn epoch_seconds(rfc3339: &str) -> serde_json::Value {
+    match crate::app::parse_time(rfc3339) {
+        Ok(us) => serde_json::json!((us / 1000) as f64 / 1000.0),
+        Err(_) => serde_json::Value::Null,
+    }
 }
 
 /// Constant-time comparison, so response timing does not reveal a token prefix.

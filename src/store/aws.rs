@@ -158,13 +158,32 @@ impl Store {
         .await
     }
 
-    pub async fn idempotent_answer(
+    /// Claims (operation, token) for a create about to run, or returns the
+    /// record already there (`status` 0: that create is still running). A claim
+    /// older than `stale_before` that never finished (the process stopped) is
+    /// taken over.
+    pub async fn claim_idempotency(
         &self,
-        operation: &'static str,
+        operation: String,
         token: String,
+        body_sha256: String,
+        at: String,
+        stale_before: String,
     ) -> Result<Option<IdempotentAnswer>, StoreError> {
         self.run(move |c| {
-            Ok(c.query_row(
+            c.execute(
+                "DELETE FROM idempotency WHERE operation = ?1 AND token = ?2 AND status = 0 AND created_at < ?3",
+                params![operation, token, stale_before],
+            )?;
+            let inserted = c.execute(
+                "INSERT INTO idempotency (operation, token, body_sha256, status, answer, created_at)
+                 VALUES (?1, ?2, ?3, 0, '', ?4) ON CONFLICT DO NOTHING",
+                params![operation, token, body_sha256, at],
+            )?;
+            if inserted == 1 {
+                return Ok(None);
+            }
+            Ok(Some(c.query_row(
                 "SELECT body_sha256, status, answer FROM idempotency WHERE operation = ?1 AND token = ?2",
                 params![operation, token],
                 |r| {
@@ -174,38 +193,41 @@ impl Store {
                         answer: r.get(2)?,
                     })
                 },
-            )
-            .optional()?)
+            )?))
         })
         .await
     }
 
-    /// Records a create's answer; a concurrent first use of the same token keeps
-    /// the earlier record, which is returned.
-    pub async fn record_idempotent_answer(
+    /// Stores the create's answer under its claimed token.
+    pub async fn finish_idempotency(
         &self,
-        operation: &'static str,
+        operation: String,
         token: String,
-        a: IdempotentAnswer,
-        at: String,
-    ) -> Result<IdempotentAnswer, StoreError> {
+        status: u16,
+        answer: String,
+    ) -> Result<(), StoreError> {
         self.run(move |c| {
             c.execute(
-                "INSERT INTO idempotency (operation, token, body_sha256, status, answer, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                params![operation, token, a.body_sha256, a.status, a.answer, at],
+                "UPDATE idempotency SET status = ?3, answer = ?4 WHERE operation = ?1 AND token = ?2",
+                params![operation, token, status, answer],
             )?;
-            Ok(c.query_row(
-                "SELECT body_sha256, status, answer FROM idempotency WHERE operation = ?1 AND token = ?2",
+            Ok(())
+        })
+        .await
+    }
+
+    /// Gives a claim back after the create failed, so the client may retry.
+    pub async fn release_idempotency(
+        &self,
+        operation: String,
+        token: String,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM idempotency WHERE operation = ?1 AND token = ?2 AND status = 0",
                 params![operation, token],
-                |r| {
-                    Ok(IdempotentAnswer {
-                        body_sha256: r.get(0)?,
-                        status: r.get(1)?,
-                        answer: r.get(2)?,
-                    })
-                },
-            )?)
+            )?;
+            Ok(())
         })
         .await
     }
