@@ -250,9 +250,9 @@ async fn multicast_fuota_paging_errors_and_idempotency_with_the_sdk() {
 
     // FUOTA task with an s3 image, associated with the group.
     let s3c = s3_client(&srv, &key);
-    s3c.create_bucket().bucket("fw").send().await.unwrap();
+    s3c.create_bucket().bucket("fw-images").send().await.unwrap();
     s3c.put_object()
-        .bucket("fw")
+        .bucket("fw-images")
         .key("image.bin")
         .body(vec![7u8; 500].into())
         .send()
@@ -261,7 +261,7 @@ async fn multicast_fuota_paging_errors_and_idempotency_with_the_sdk() {
     let f = c
         .create_fuota_task()
         .name("fw1")
-        .firmware_update_image("s3://fw/image.bin")
+        .firmware_update_image("s3://fw-images/image.bin")
         .firmware_update_role("arn:aws:iam::123456789012:role/x")
         .lo_ra_wan(
             LoRaWanFuotaTask::builder()

@@ -40,6 +40,11 @@ pub fn router(app: App) -> Router {
             "/{bucket}",
             get(list_objects).put(create_bucket).head(head_bucket),
         )
+        // The SDKs address a bucket as `/bucket/`.
+        .route(
+            "/{bucket}/",
+            get(list_objects).put(create_bucket).head(head_bucket),
+        )
         .route(
             "/{bucket}/{*key}",
             get(get_object)
