@@ -250,7 +250,11 @@ async fn multicast_fuota_paging_errors_and_idempotency_with_the_sdk() {
 
     // FUOTA task with an s3 image, associated with the group.
     let s3c = s3_client(&srv, &key);
-    s3c.create_bucket().bucket("fw-images").send().await.unwrap();
+    s3c.create_bucket()
+        .bucket("fw-images")
+        .send()
+        .await
+        .unwrap();
     s3c.put_object()
         .bucket("fw-images")
         .key("image.bin")
