@@ -73,6 +73,15 @@ async fn gateway_lifecycle() {
         .await;
     assert_eq!(by_eui["Id"], id);
 
+    // The same ClientRequestToken and body: the first answer again.
+    let again = srv
+        .call(Method::POST, "/wireless-gateways", Some(body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again["Id"], id);
+    // Without the token, the EUI is taken.
+    let mut body = body;
+    body.as_object_mut().unwrap().remove("ClientRequestToken");
     let e = srv
         .call(Method::POST, "/wireless-gateways", Some(body))
         .await

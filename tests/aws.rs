@@ -472,6 +472,30 @@ async fn aws_paths_and_shapes() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    // AWS's GatewayEui pattern allows whitespace-separated bytes.
+    let a = aws
+        .iot(
+            Method::POST,
+            "/wireless-gateways",
+            Some(
+                json!({"LoRaWAN": {"GatewayEui": "AA 27 EB FF FE 61 51 A8", "RfRegion": "EU868"}}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let a = aws
+        .iot(
+            Method::GET,
+            "/wireless-gateways/aa%2027%20eb%20ff%20fe%2061%2051%20a8?identifierType=GatewayEui",
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.json()["LoRaWAN"]["GatewayEui"],
+        "aa27ebfffe6151a8",
+        "{}",
+        a.text()
+    );
     let a = aws.iot(Method::GET, "/service-endpoint", None).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["ServiceType"], "CUPS");

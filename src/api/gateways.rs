@@ -164,13 +164,12 @@ struct IdentifierQuery {
 /// or when it parses as an EUI and is no Id) its EUI.
 pub(super) async fn find(app: &App, ident: &str, kind: Option<&str>) -> Result<Gateway, ApiError> {
     let by_eui = |e: &str| -> Result<Eui, ApiError> {
-        e.parse()
-            .map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
+        Eui::parse_api(e).map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
     };
     let result = match kind {
         Some("GatewayEui") => app.store.gateway_by_eui(by_eui(ident)?).await,
         Some("WirelessGatewayId") | None => match app.store.gateway(ident.to_string()).await {
-            Err(StoreError::NotFound) if kind.is_none() && ident.parse::<Eui>().is_ok() => {
+            Err(StoreError::NotFound) if kind.is_none() && Eui::parse_api(ident).is_ok() => {
                 app.store.gateway_by_eui(by_eui(ident)?).await
             }
             other => other,

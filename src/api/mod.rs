@@ -75,6 +75,29 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn_with_state((app, s3), auth::front))
 }
 
+/// A list's NextToken: the last row's Id, wrapped so that a token this server did
+/// not give is refused (AWS answers ValidationException) instead of being read as
+/// a position.
+fn encode_token(id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("page:{id}"))
+}
+
+fn decode_token(t: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("page:").map(str::to_string))
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "NextToken {} is not one this server gave; start the list again without it",
+                crate::logguard::Clipped(t)
+            ))
+        })
+}
+
 /// An API timestamp as AWS's REST-JSON default timestamp format, epoch seconds
 /// (the Rust SDK refuses a string where the model says `timestamp`).
 pub fn epoch_seconds(rfc3339: &str) -> serde_json::Value {
@@ -198,26 +221,16 @@ impl Page {
         Fut: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
     {
         let limit = self.limit()?;
-        let token = self.next_token.clone();
+        let after = self.next_token.as_deref().map(decode_token).transpose()?;
         // One row more than asked tells whether another page follows.
-        let mut rows = fetch(self.next_token, limit + 1).await?;
-        // A NextToken is the Id of a listed row and is only given when more rows
-        // follow, so an empty page after one means the token names no row.
-        if rows.is_empty() {
-            if let Some(t) = token {
-                return Err(ApiError::validation(format!(
-                    "NextToken {} is not valid; start the list again without it",
-                    crate::logguard::Clipped(&t)
-                )));
-            }
-        }
+        let mut rows = fetch(after, limit + 1).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let items: Vec<serde_json::Value> = rows.iter().map(item).collect();
         let mut out = serde_json::json!({ key: items });
         if more {
             if let Some(last) = rows.last() {
-                out["NextToken"] = serde_json::json!(id(last));
+                out["NextToken"] = serde_json::json!(encode_token(&id(last)));
             }
         }
         Ok(axum::Json(out))
