@@ -472,6 +472,39 @@ async fn aws_paths_and_shapes() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    // CreateMulticastGroup in AWS's body: McAddr generated, shown by Get.
+    let a = aws
+        .iot(
+            Method::POST,
+            "/multicast-groups",
+            Some(json!({"LoRaWAN": {"RfRegion": "EU868", "DlClass": "ClassC",
+                "ParticipatingGateways": {"GatewayList": [id.clone()], "TransmissionInterval": 1000}}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    assert!(a.json()["Arn"]
+        .as_str()
+        .unwrap()
+        .contains(":MulticastGroup/"));
+    let g = aws
+        .iot(
+            Method::GET,
+            &format!("/multicast-groups/{}", a.json()["Id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .json();
+    let mc_addr = g["LoRaWAN"]["McAddr"].as_str().unwrap();
+    assert!(
+        mc_addr.len() == 8 && u32::from_str_radix(mc_addr, 16).is_ok(),
+        "{g}"
+    );
+    assert_eq!(
+        g["LoRaWAN"]["ParticipatingGateways"]["GatewayList"],
+        json!([id.clone()])
+    );
+    assert!(g["CreatedAt"].is_f64(), "epoch seconds: {g}");
+
     // AWS's GatewayEui pattern allows whitespace-separated bytes.
     let a = aws
         .iot(

@@ -248,6 +248,54 @@ async fn multicast_fuota_paging_errors_and_idempotency_with_the_sdk() {
     let groups = c.list_multicast_groups().send().await.unwrap();
     assert_eq!(groups.multicast_group_list().len(), 1);
 
+    // Tags: on create, then TagResource / UntagResource / ListTagsForResource.
+    let tag = |k: &str, v: &str| iot::types::Tag::builder().key(k).value(v).build().unwrap();
+    let tagged = c
+        .create_multicast_group()
+        .lo_ra_wan(
+            LoRaWanMulticast::builder()
+                .rf_region(SupportedRfRegion::Eu868)
+                .dl_class(DlClass::ClassB)
+                .build(),
+        )
+        .tags(tag("site", "north"))
+        .send()
+        .await
+        .unwrap();
+    let arn = tagged.arn().unwrap();
+    let keys = |t: &iot::operation::list_tags_for_resource::ListTagsForResourceOutput| {
+        t.tags()
+            .iter()
+            .map(|t| t.key().to_string())
+            .collect::<Vec<_>>()
+    };
+    let t = c
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys(&t), ["site"]);
+    c.tag_resource()
+        .resource_arn(arn)
+        .tags(tag("ring", "1"))
+        .send()
+        .await
+        .unwrap();
+    c.untag_resource()
+        .resource_arn(arn)
+        .tag_keys("site")
+        .send()
+        .await
+        .unwrap();
+    let t = c
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys(&t), ["ring"]);
+
     // FUOTA task with an s3 image, associated with the group.
     let s3c = s3_client(&srv, &key);
     s3c.create_bucket()

@@ -44,8 +44,9 @@ struct CreateBody {
     lorawan: LoRaWanIn,
     #[serde(default, rename = "ClientRequestToken")]
     _client_request_token: Option<IgnoredAny>,
-    #[serde(default, rename = "Tags")]
-    _tags: Option<IgnoredAny>,
+    /// Kept in the tags table (ListTagsForResource on the Arn).
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +83,7 @@ async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    tags::validate(&b.tags).map_err(ApiError::validation)?;
     let l = b.lorawan;
     if !RF_REGIONS.contains(&l.rf_region.as_str()) || regions::rx2(&l.rf_region).is_none() {
         return Err(ApiError::validation(format!(
@@ -126,6 +128,11 @@ async fn create(
         .await?;
     if let Some(ids) = carriers {
         app.store.set_group_gateways(id.clone(), ids).await?;
+    }
+    if !b.tags.is_empty() {
+        app.store
+            .tag(tags::MULTICAST_GROUP, id.clone(), b.tags)
+            .await?;
     }
     tracing::info!(group = %id, mc_addr = %format!("{mc_addr:08x}"), class = class.as_str(), "multicast group created");
     let mut out = json!({"Id": id, "Arn": super::devices::arn(tags::MULTICAST_GROUP, &id)});

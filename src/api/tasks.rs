@@ -42,8 +42,9 @@ struct CreateBody {
     update: UpdateIn,
     #[serde(default, rename = "ClientRequestToken")]
     _client_request_token: Option<IgnoredAny>,
-    #[serde(default, rename = "Tags")]
-    _tags: Option<IgnoredAny>,
+    /// Kept in the tags table (ListTagsForResource on the Arn).
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +92,7 @@ async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    tags::validate(&b.tags).map_err(ApiError::validation)?;
     let l = b.update.lorawan;
     let blob = existing_blob(&app, "UpdateDataSource", &b.update.update_data_source).await?;
     if blob.size > MAX_UPDATE_LEN {
@@ -150,6 +152,11 @@ async fn create(
             created_at: now(),
         })
         .await?;
+    if !b.tags.is_empty() {
+        app.store
+            .tag(tags::TASK_DEFINITION, id.clone(), b.tags)
+            .await?;
+    }
     tracing::info!(definition = %id, verified, "task definition created");
     let arn = super::devices::arn(tags::TASK_DEFINITION, &id);
     Ok((StatusCode::CREATED, Json(json!({"Id": id, "Arn": arn}))))
