@@ -26,6 +26,8 @@ pub struct AppState {
     pub contacts: crate::cups::contacts::Contacts,
     /// Refused requests by reason, and the budget for logging them.
     pub refusals: crate::logguard::Refusals,
+    /// Failed SigV4 signatures per source (`[api] auth_failures_per_source_per_min`).
+    pub auth_failures: crate::api::auth::FailureThrottle,
     /// Open registration's per-source and global rate limits.
     pub registrations: crate::cups::throttle::RegistrationThrottle,
     /// Running FUOTA jobs (the scheduler's side of the stored tasks).

@@ -263,6 +263,11 @@ pub struct ApiConfig {
     pub tls: bool,
     /// Absent: one token generated into `state_dir/api-token`.
     pub tokens: Option<Vec<String>>,
+    /// SigV4 (access keys): how far `x-amz-date` may be from the server's clock.
+    pub signature_max_skew_secs: u64,
+    /// SigV4: failed signature checks one source (an IPv6 /64) may make per
+    /// minute; past that it gets ThrottlingException until its budget refills.
+    pub auth_failures_per_source_per_min: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -379,6 +384,8 @@ impl Default for ApiConfig {
             listen: ([127, 0, 0, 1], 7000).into(),
             tls: false,
             tokens: None,
+            signature_max_skew_secs: 300,
+            auth_failures_per_source_per_min: 30,
         }
     }
 }
@@ -529,6 +536,14 @@ impl Config {
         }
         let l = &self.limits;
         for (key, v) in [
+            (
+                "api.signature_max_skew_secs",
+                self.api.signature_max_skew_secs,
+            ),
+            (
+                "api.auth_failures_per_source_per_min",
+                u64::from(self.api.auth_failures_per_source_per_min),
+            ),
             ("limits.max_connections", l.max_connections as u64),
             ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
             ("limits.hello_timeout_secs", l.hello_timeout_secs),

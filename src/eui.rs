@@ -4,7 +4,10 @@
 //! `+` signs, no surrounding whitespace, no other prefixes), and formatting as ID6
 //! (what station sends) or 16 lowercase hex digits (what the operator API shows).
 //! Pure: no I/O. Ids are compared as `u64`, never as text. An error quotes the
-//! input escaped and clipped, because it comes from the network.
+//! input escaped and clipped, because it comes from the network. One addition
+//! holds for the operator API only (its JSON bodies and path identifiers, never
+//! the network faces): AWS's GatewayEui pattern also allows bytes separated by
+//! single whitespace (`b8 27 eb ff fe 61 51 a8`), see `Eui::parse_api`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -187,10 +190,32 @@ impl serde::Serialize for Eui {
     }
 }
 
+impl Eui {
+    /// An EUI from the operator API: any `FromStr` form, or AWS's eight
+    /// whitespace-separated bytes.
+    pub fn parse_api(s: &str) -> Result<Eui, EuiError> {
+        let parts: Vec<&str> = s.split(char::is_whitespace).collect();
+        let aws_spaced = parts.len() == 8
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        if aws_spaced {
+            return parts.concat().parse();
+        }
+        s.parse()
+    }
+}
+
+/// Deserialization is the operator API's (JSON bodies): `parse_api` for strings.
+/// The CUPS and LNS faces parse with `from_json` and `FromStr`.
 impl<'de> serde::Deserialize<'de> for Eui {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Eui, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        Eui::from_json(&v).map_err(serde::de::Error::custom)
+        match &v {
+            serde_json::Value::String(s) => Eui::parse_api(s),
+            other => Eui::from_json(other),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -236,6 +261,14 @@ mod tests {
         assert_eq!("a:b::d".parse::<Eui>(), Ok(Eui(0x000a_000b_0000_000d)));
         assert_eq!("a::c:d".parse::<Eui>(), Ok(Eui(0x000a_0000_000c_000d)));
         assert_eq!("1F".parse::<Eui>(), Ok(Eui(0x1f)));
+        // AWS's spaced bytes: the API only.
+        assert!("b8 27 eb ff fe 61 51 a8".parse::<Eui>().is_err());
+        let want = Ok(Eui(0xb827_ebff_fe61_51a8));
+        assert_eq!(Eui::parse_api("b8 27 eb ff fe 61 51 a8"), want);
+        let json: Eui = serde_json::from_str("\"B8 27 EB FF FE 61 51 A8\"").unwrap();
+        assert_eq!(Ok(json), want);
+        assert!(Eui::parse_api("b8 27 eb ff fe 61 51").is_err());
+        assert!(Eui::parse_api("b8  27 eb ff fe 61 51 a8").is_err());
         assert_eq!(
             Eui::from_json(&serde_json::json!(13270475163425034664u64)),
             Ok(Eui(13270475163425034664))

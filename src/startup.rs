@@ -144,6 +144,9 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         contacts: Default::default(),
         refusals: crate::logguard::Refusals::new(&cfg.limits),
         registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
+        auth_failures: crate::api::auth::FailureThrottle::new(
+            cfg.api.auth_failures_per_source_per_min,
+        ),
         fuota: Default::default(),
         shutdown: shutdown.clone(),
         config: cfg,

@@ -73,6 +73,15 @@ async fn gateway_lifecycle() {
         .await;
     assert_eq!(by_eui["Id"], id);
 
+    // The same ClientRequestToken and body: the first answer again.
+    let again = srv
+        .call(Method::POST, "/wireless-gateways", Some(body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again["Id"], id);
+    // Without the token, the EUI is taken.
+    let mut body = body;
+    body.as_object_mut().unwrap().remove("ClientRequestToken");
     let e = srv
         .call(Method::POST, "/wireless-gateways", Some(body))
         .await
@@ -154,7 +163,7 @@ async fn bad_requests_get_the_aws_error_shape_naming_the_field() {
         &srv,
         TOKEN,
         Method::GET,
-        "/wireless-gateways?maxResults=0",
+        "/wireless-gateways?maxResults=251",
         "",
     )
     .await;
@@ -168,9 +177,10 @@ async fn bad_requests_get_the_aws_error_shape_naming_the_field() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // An unknown path is not a missing resource (botocore would say so).
     let (s, v) = raw(&srv, TOKEN, Method::GET, "/nope", "").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(v["Code"], "ResourceNotFoundException");
+    assert_eq!(v["Code"], "UnknownOperationException");
 }
 
 #[tokio::test]

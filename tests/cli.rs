@@ -168,3 +168,40 @@ fn sign_refuses_a_bad_key_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("private key"));
 }
+
+/// `access-keys create` prints the pair once; the key signs requests; list never
+/// shows the secret; disable and delete take effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_keys_from_the_command_line() {
+    use common::aws::AwsClient;
+    use hyper::{Method, StatusCode};
+    let srv = TestServer::start().await;
+    let out = run(&srv, &["access-keys", "create", "--name", "boto3"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let aws = AwsClient {
+        host: srv.running.api_addr.to_string(),
+        key_id: v["AccessKeyId"].as_str().unwrap().into(),
+        secret: v["SecretAccessKey"].as_str().unwrap().into(),
+        time: None,
+    };
+    let a = aws.iot(Method::GET, "/wireless-gateways", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let list = run(&srv, &["access-keys", "list"]);
+    assert!(
+        list.contains(&aws.key_id) && !list.contains(&aws.secret),
+        "{list}"
+    );
+    run(&srv, &["access-keys", "disable", "boto3"]);
+    let a = aws.iot(Method::GET, "/wireless-gateways", None).await;
+    assert_eq!(a.error_type(), "AccessDeniedException");
+    run(&srv, &["access-keys", "enable", &aws.key_id]);
+    assert_eq!(
+        aws.iot(Method::GET, "/wireless-gateways", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    run(&srv, &["access-keys", "delete", "boto3"]);
+    let a = aws.iot(Method::GET, "/wireless-gateways", None).await;
+    assert_eq!(a.error_type(), "UnrecognizedClientException");
+}

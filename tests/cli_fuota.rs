@@ -163,7 +163,8 @@ async fn a_fuota_task_from_the_command_line() {
     let list = run(&srv, &["multicast-groups", "list"]);
     assert!(list.contains(&group) && list.contains(&other), "{list}");
 
-    // AWS's task.json names an S3 image: refused without --image, uploaded with it.
+    // AWS's task.json names an S3 image: with no such object it is refused (naming
+    // both ways to upload it); with --image the file is uploaded in its place.
     std::fs::write(w("fw.bin"), vec![0x5a; 1000]).unwrap();
     let task_json = file(
         "task.json",
@@ -176,7 +177,10 @@ async fn a_fuota_task_from_the_command_line() {
         &srv,
         &["fuota-tasks", "create", "--cli-input-json", &task_json],
     );
-    assert!(err.contains("--image"), "{err}");
+    assert!(
+        err.contains("names no object") && err.contains("aws s3 cp"),
+        "{err}"
+    );
     let task = json_out(&run(
         &srv,
         &[

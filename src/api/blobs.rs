@@ -137,9 +137,10 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
 /// Checks an `UpdateDataSource` and returns the blob it names.
 /// The blob `field` names, or a 400 saying how to upload one.
 pub(super) async fn existing_blob(app: &App, field: &str, id: &str) -> Result<BlobRow, ApiError> {
+    let id = &super::s3::resolved(app, field, id).await?;
     if parse_id(id).is_none() {
         return Err(ApiError::validation(format!(
-            "{field} {id:?} is not a blob Id; upload the file with `stationkeeper blobs upload FILE` (POST /blobs) and use the \"sha256:...\" Id it returns"
+            "{field} {id:?} is not a blob Id or s3://BUCKET/KEY; upload the file with `stationkeeper blobs upload FILE` (POST /blobs) and use the \"sha256:...\" Id it returns, or with `aws s3 cp FILE s3://BUCKET/KEY`"
         )));
     }
     let blob = app.store.blob(id.to_string()).await.map_err(|e| match e {

@@ -166,14 +166,16 @@ async fn retire(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EndpointQuery {
-    service_type: String,
+    /// Optional in AWS's model; CUPS when absent.
+    service_type: Option<String>,
 }
 
 async fn service_endpoint(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<EndpointQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let endpoint = match q.service_type.as_str() {
+    let service_type = q.service_type.unwrap_or_else(|| "CUPS".into());
+    let endpoint = match service_type.as_str() {
         "CUPS" => &app.cups_uri,
         "LNS" => app.tc_uri.as_ref().ok_or_else(|| {
             ApiError::not_found("LNS endpoint: none is configured; set [lns] public_uri")
@@ -185,7 +187,7 @@ async fn service_endpoint(
         }
     };
     Ok(Json(json!({
-        "ServiceType": q.service_type,
+        "ServiceType": service_type,
         "ServiceEndpoint": endpoint,
         "ServerTrust": app.tls.trust_pem,
     })))

@@ -13,6 +13,9 @@ use crate::store::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// AWS's error code when the status alone does not say it
+    /// (`InvalidSignatureException`, `UnknownOperationException`, ...).
+    pub aws_code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -20,6 +23,15 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            aws_code: None,
+        }
+    }
+
+    /// An error with AWS's code for it (botocore maps the code, not the status).
+    pub fn aws(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            aws_code: Some(code),
+            ..ApiError::new(status, message)
         }
     }
 
@@ -32,6 +44,9 @@ impl ApiError {
     }
 
     fn code(&self) -> &'static str {
+        if let Some(c) = self.aws_code {
+            return c;
+        }
         match self.status {
             StatusCode::BAD_REQUEST => "ValidationException",
             StatusCode::UNAUTHORIZED => "UnauthorizedException",
@@ -40,6 +55,7 @@ impl ApiError {
             StatusCode::CONFLICT => "ConflictException",
             StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
             StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowedException",
+            StatusCode::TOO_MANY_REQUESTS => "ThrottlingException",
             _ => "InternalServerException",
         }
     }
@@ -58,7 +74,9 @@ impl IntoResponse for ApiError {
             self.message.clone()
         };
         let body = serde_json::json!({"Message": message, "Code": self.code()});
-        (self.status, Json(body)).into_response()
+        // botocore reads the code from this header for REST-JSON services.
+        let code = axum::http::HeaderValue::from_static(self.code());
+        (self.status, [("x-amzn-ErrorType", code)], Json(body)).into_response()
     }
 }
 

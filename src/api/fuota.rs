@@ -230,10 +230,12 @@ async fn create(
         return Err(ApiError::validation("LoRaWAN.RfRegion is required"));
     }
     apply(&mut t, b)?;
+    t.blob_id = super::s3::resolved(&app, "FirmwareUpdateImage", &t.blob_id).await?;
     validate(&app, &t).await?;
     app.store.insert_fuota_task(t.clone()).await?;
     tracing::info!(task = %t.id, image = %t.blob_id, "FUOTA task created");
-    Ok((StatusCode::CREATED, Json(json!({"Id": t.id}))))
+    let arn = super::devices::arn(crate::store::tags::FUOTA_TASK, &t.id);
+    Ok((StatusCode::CREATED, Json(json!({"Id": t.id, "Arn": arn}))))
 }
 
 async fn load(app: &App, id: &str) -> Result<FuotaTaskRow, ApiError> {
@@ -250,6 +252,7 @@ async fn patch(
 ) -> Result<StatusCode, ApiError> {
     let mut t = load(&app, &id).await?;
     apply(&mut t, b)?;
+    t.blob_id = super::s3::resolved(&app, "FirmwareUpdateImage", &t.blob_id).await?;
     validate(&app, &t).await?;
     if let Some(g) = &t.group_id {
         let g = app.store.group(g.clone()).await?;
@@ -407,6 +410,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     let t = load(&app, &id).await?;
     let mut out = json!({
         "Id": t.id,
+        "Arn": super::devices::arn(crate::store::tags::FUOTA_TASK, &t.id),
         "Name": t.name,
         "Description": t.description,
         "Status": t.status.as_str(),
@@ -417,7 +421,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         "FragmentIntervalMS": t.interval_ms,
         "Descriptor": base64::engine::general_purpose::STANDARD.encode(t.descriptor),
         "MulticastGroupId": t.group_id,
-        "CreatedAt": t.created_at,
+        "CreatedAt": super::epoch_seconds(&t.created_at),
     });
     for (k, v) in [
         ("StatusReason", &t.status_reason),
@@ -615,7 +619,7 @@ async fn list(
         "FuotaTaskList",
         |after, n| app.store.list_fuota_tasks(after, n),
         |t| t.id.clone(),
-        |t| json!({"Id": t.id, "Name": t.name, "Status": t.status.as_str()}),
+        |t| json!({"Id": t.id, "Arn": super::devices::arn(crate::store::tags::FUOTA_TASK, &t.id), "Name": t.name, "Status": t.status.as_str()}),
     )
     .await
 }

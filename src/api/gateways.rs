@@ -29,6 +29,8 @@ pub fn routes() -> Router<App> {
             "/wireless-gateways/{id}/gateway-statistics",
             get(statistics),
         )
+        // AWS's path of GetWirelessGatewayStatistics; the one above is kept.
+        .route("/wireless-gateways/{id}/statistics", get(statistics))
 }
 
 pub const RF_REGIONS: &[&str] = &[
@@ -114,6 +116,7 @@ fn lorawan_json(g: &Gateway) -> Value {
 fn gateway_json(g: &Gateway) -> Value {
     json!({
         "Id": g.gw.id,
+        "Arn": super::devices::arn(tags::GATEWAY, &g.gw.id),
         "Name": g.gw.name,
         "Description": g.gw.description,
         "LoRaWAN": lorawan_json(g),
@@ -147,7 +150,8 @@ async fn create(
         )
         .await?;
     tracing::info!(gateway = %eui, id = %id, "gateway created");
-    Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
+    let arn = super::devices::arn(tags::GATEWAY, &id);
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Arn": arn}))))
 }
 
 #[derive(Deserialize)]
@@ -160,13 +164,12 @@ struct IdentifierQuery {
 /// or when it parses as an EUI and is no Id) its EUI.
 pub(super) async fn find(app: &App, ident: &str, kind: Option<&str>) -> Result<Gateway, ApiError> {
     let by_eui = |e: &str| -> Result<Eui, ApiError> {
-        e.parse()
-            .map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
+        Eui::parse_api(e).map_err(|err: crate::eui::EuiError| ApiError::validation(err.to_string()))
     };
     let result = match kind {
         Some("GatewayEui") => app.store.gateway_by_eui(by_eui(ident)?).await,
         Some("WirelessGatewayId") | None => match app.store.gateway(ident.to_string()).await {
-            Err(StoreError::NotFound) if kind.is_none() && ident.parse::<Eui>().is_ok() => {
+            Err(StoreError::NotFound) if kind.is_none() && Eui::parse_api(ident).is_ok() => {
                 app.store.gateway_by_eui(by_eui(ident)?).await
             }
             other => other,

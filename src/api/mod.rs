@@ -2,6 +2,8 @@
 //! bearer-token auth, the JSON body extractor that names bad fields, and paging.
 //! Handlers live in one file per resource family.
 
+mod access_keys;
+pub mod auth;
 mod blobs;
 mod credentials;
 mod devices;
@@ -9,7 +11,11 @@ mod error;
 mod fuota;
 mod fuota_devices;
 mod gateways;
+mod idempotency;
 mod multicast;
+mod s3;
+mod sigv4;
+mod tags;
 mod tasks;
 
 pub use error::{missing, ApiError};
@@ -36,13 +42,23 @@ pub fn router(app: App) -> Router {
         .merge(multicast::routes())
         .merge(fuota::routes())
         .merge(devices::routes())
+        .merge(access_keys::routes())
+        .merge(tags::routes())
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::layer,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
-    Router::new()
+    let s3 = s3::router(app.clone());
+    let api = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(authed)
+        // Not ResourceNotFoundException: botocore would read that as a missing
+        // resource on a path that does exist.
         .fallback(|| async {
-            ApiError::new(
+            ApiError::aws(
                 StatusCode::NOT_FOUND,
+                "UnknownOperationException",
                 "no such API path; see the README's API reference",
             )
         })
@@ -52,15 +68,56 @@ pub fn router(app: App) -> Router {
                 "this path does not take that method; see the README's API reference",
             )
         })
-        .with_state(app)
+        .with_state(app.clone());
+    // `front` wraps the whole API as one service, so it runs before any routing
+    // (a layer on the routes would run after the API's path was matched).
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn_with_state((app, s3), auth::front))
+}
+
+/// A list's NextToken: the last row's Id, wrapped so that a token this server did
+/// not give is refused (AWS answers ValidationException) instead of being read as
+/// a position.
+fn encode_token(id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("page:{id}"))
+}
+
+fn decode_token(t: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("page:").map(str::to_string))
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "NextToken {} is not one this server gave; start the list again without it",
+                crate::logguard::Clipped(t)
+            ))
+        })
+}
+
+/// An API timestamp as AWS's REST-JSON default timestamp format, epoch seconds
+/// (the Rust SDK refuses a string where the model says `timestamp`).
+pub fn epoch_seconds(rfc3339: &str) -> serde_json::Value {
+    match crate::app::parse_time(rfc3339) {
+        Ok(us) => serde_json::json!((us / 1000) as f64 / 1000.0),
+        Err(_) => serde_json::Value::Null,
+    }
 }
 
 /// Constant-time comparison, so response timing does not reveal a token prefix.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    // A SigV4 caller was verified by `auth::front`.
+    if req.extensions().get::<auth::Caller>().is_some() {
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -69,8 +126,14 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let refused = match presented {
-        Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => return next.run(req).await,
-        Some(_) => "wrong API token",
+        Some(t) => match app.api_tokens.iter().position(|k| same(k.as_bytes(), t.as_bytes())) {
+            Some(i) => {
+                let caller = auth::token_caller(i, app.api_tokens.len());
+                req.extensions_mut().insert(caller);
+                return next.run(req).await;
+            }
+            None => "wrong API token",
+        },
         None => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
     };
     // Counted, and logged within the refusal budget: a token-guessing flood
@@ -135,7 +198,9 @@ pub struct Page {
 
 impl Page {
     pub fn limit(&self) -> Result<usize, ApiError> {
+        // AWS's model allows 0, which its SDKs send for "no preference".
         match self.max_results.unwrap_or(100) {
+            0 => Ok(100),
             n @ 1..=250 => Ok(n),
             n => Err(ApiError::validation(format!(
                 "maxResults {n} is out of range 1..=250"
@@ -157,15 +222,16 @@ impl Page {
         Fut: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
     {
         let limit = self.limit()?;
+        let after = self.next_token.as_deref().map(decode_token).transpose()?;
         // One row more than asked tells whether another page follows.
-        let mut rows = fetch(self.next_token, limit + 1).await?;
+        let mut rows = fetch(after, limit + 1).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let items: Vec<serde_json::Value> = rows.iter().map(item).collect();
         let mut out = serde_json::json!({ key: items });
         if more {
             if let Some(last) = rows.last() {
-                out["NextToken"] = serde_json::json!(id(last));
+                out["NextToken"] = serde_json::json!(encode_token(&id(last)));
             }
         }
         Ok(axum::Json(out))

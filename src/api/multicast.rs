@@ -1,6 +1,8 @@
 //! `/multicast-groups`: AWS's CreateMulticastGroup (`Name`, `LoRaWAN.RfRegion`,
-//! `LoRaWAN.DlClass`) plus the address and keys AWS keeps to itself (`McAddr`,
-//! and `McKey` or explicit session keys), StartMulticastGroupSession as
+//! `LoRaWAN.DlClass`, `ParticipatingGateways.GatewayList` as the carriers) plus
+//! the address and keys AWS keeps to itself (`McAddr`, generated under the NetID
+//! when absent, and `McKey` or explicit session keys, generated when absent and
+//! shown once in the create answer, which botocore drops: see docs/src/aws.md), StartMulticastGroupSession as
 //! `PUT /multicast-groups/{Id}/session`, and the gateways that carry the group.
 //! Keys are never shown again after creation.
 
@@ -20,7 +22,7 @@ use crate::fuota::group::{self, DlClass, SessionRequest};
 use crate::fuota::runner::group_session;
 use crate::lns::regions;
 use crate::lorawan::gps::unix_now_us;
-use crate::store::{GroupRow, GroupSession};
+use crate::store::{tags, GroupRow, GroupSession};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -42,8 +44,9 @@ struct CreateBody {
     lorawan: LoRaWanIn,
     #[serde(default, rename = "ClientRequestToken")]
     _client_request_token: Option<IgnoredAny>,
-    #[serde(default, rename = "Tags")]
-    _tags: Option<IgnoredAny>,
+    /// Kept in the tags table (ListTagsForResource on the Arn).
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
 }
 
 #[derive(Deserialize)]
@@ -51,18 +54,36 @@ struct CreateBody {
 struct LoRaWanIn {
     rf_region: String,
     dl_class: String,
-    mc_addr: String,
+    /// Ours; AWS generates it (and botocore cannot send it): generated when absent.
+    mc_addr: Option<String>,
     mc_key: Option<String>,
     #[serde(rename = "McAppSKey")]
     mc_app_s_key: Option<String>,
     #[serde(rename = "McNwkSKey")]
     mc_nwk_s_key: Option<String>,
+    /// AWS's gateway selection: `GatewayList` becomes the explicit carriers.
+    participating_gateways: Option<ParticipatingIn>,
+    /// AWS's defaults for a later session; sessions here are set explicitly.
+    #[serde(default, rename = "DefaultSessionParameters")]
+    _default_session_parameters: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ParticipatingIn {
+    #[serde(default)]
+    gateway_list: Vec<String>,
+    /// AWS's pause between gateways' transmissions; the FUOTA planner paces
+    /// gateways by their duty cycle instead.
+    #[serde(default, rename = "TransmissionInterval")]
+    _transmission_interval: Option<IgnoredAny>,
 }
 
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    tags::validate(&b.tags).map_err(ApiError::validation)?;
     let l = b.lorawan;
     if !RF_REGIONS.contains(&l.rf_region.as_str()) || regions::rx2(&l.rf_region).is_none() {
         return Err(ApiError::validation(format!(
@@ -71,7 +92,15 @@ async fn create(
         )));
     }
     let class = DlClass::parse(&l.dl_class).map_err(ApiError::validation)?;
-    let mc_addr = group::parse_mc_addr(&l.mc_addr).map_err(ApiError::validation)?;
+    let mc_addr = match &l.mc_addr {
+        Some(a) => group::parse_mc_addr(a).map_err(ApiError::validation)?,
+        // Under the network's NetID, like a device address (AWS generates it too).
+        None => crate::devices::devaddr::random(app.devices.net_id),
+    };
+    let carriers = match &l.participating_gateways {
+        Some(p) => Some(gateway_ids(&app, &p.gateway_list).await?),
+        None => None,
+    };
     let (keys, mc_key) = group::session_keys(
         mc_addr,
         l.mc_key.as_deref(),
@@ -98,8 +127,16 @@ async fn create(
             mc_key,
         })
         .await?;
+    if let Some(ids) = carriers {
+        app.store.set_group_gateways(id.clone(), ids).await?;
+    }
+    if !b.tags.is_empty() {
+        app.store
+            .tag(tags::MULTICAST_GROUP, id.clone(), b.tags)
+            .await?;
+    }
     tracing::info!(group = %id, mc_addr = %format!("{mc_addr:08x}"), class = class.as_str(), "multicast group created");
-    let mut out = json!({"Id": id});
+    let mut out = json!({"Id": id, "Arn": super::devices::arn(tags::MULTICAST_GROUP, &id)});
     // A generated McKey is shown once, here: the operator's devices need it.
     if l.mc_key.is_none() {
         if let Some(k) = mc_key {
@@ -128,6 +165,7 @@ fn group_json(g: &GroupRow) -> Value {
     });
     json!({
         "Id": g.id,
+        "Arn": super::devices::arn(tags::MULTICAST_GROUP, &g.id),
         "Name": g.name,
         "Description": g.description,
         "LoRaWAN": {
@@ -137,7 +175,7 @@ fn group_json(g: &GroupRow) -> Value {
         },
         "Session": session,
         "FCntNext": g.fcnt_next,
-        "CreatedAt": g.created_at,
+        "CreatedAt": super::epoch_seconds(&g.created_at),
     })
 }
 
@@ -145,6 +183,10 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     let g = load(&app, &id).await?;
     let mut out = group_json(&g);
     let carriers = app.store.group_gateways(id).await?;
+    if g.gateways_explicit {
+        out["LoRaWAN"]["ParticipatingGateways"] =
+            json!({"GatewayList": carriers.iter().map(|(id, _)| id).collect::<Vec<_>>()});
+    }
     out["Gateways"] = gateways_json(&app, &g, &carriers);
     Ok(Json(out))
 }
@@ -185,7 +227,7 @@ async fn list(
         "MulticastGroupList",
         |after, n| app.store.list_groups(after, n),
         |g| g.id.clone(),
-        |g| json!({"Id": g.id, "Name": g.name}),
+        |g| json!({"Id": g.id, "Arn": super::devices::arn(tags::MULTICAST_GROUP, &g.id), "Name": g.name}),
     )
     .await
 }
@@ -266,10 +308,20 @@ async fn set_gateways(
     ApiJson(b): ApiJson<GatewaysBody>,
 ) -> Result<StatusCode, ApiError> {
     load(&app, &id).await?;
-    // Each entry is a gateway Id or EUI, as everywhere else in the API.
+    let ids = gateway_ids(&app, &b.wireless_gateway_ids).await?;
+    app.store
+        .set_group_gateways(id.clone(), ids)
+        .await
+        .map_err(missing(format!("multicast group {id}")))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Each entry is a gateway Id or EUI, as everywhere else in the API; an unknown
+/// one is a 400 naming it.
+async fn gateway_ids(app: &App, idents: &[String]) -> Result<Vec<String>, ApiError> {
     let mut ids = Vec::new();
-    for ident in &b.wireless_gateway_ids {
-        let g = find(&app, ident, None).await.map_err(|e| {
+    for ident in idents {
+        let g = find(app, ident, None).await.map_err(|e| {
             if e.status == StatusCode::NOT_FOUND {
                 ApiError::validation(format!("wireless gateway {ident} does not exist"))
             } else {
@@ -278,9 +330,5 @@ async fn set_gateways(
         })?;
         ids.push(g.gw.id);
     }
-    app.store
-        .set_group_gateways(id.clone(), ids)
-        .await
-        .map_err(missing(format!("multicast group {id}")))?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(ids)
 }

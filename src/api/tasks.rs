@@ -19,7 +19,7 @@ use crate::app::{new_id, now, App};
 use crate::cups::answer::MAX_UPDATE_LEN;
 use crate::firmware::signature::{self, RawKey};
 use crate::firmware::task::{Status, Version};
-use crate::store::DefinitionRow;
+use crate::store::{tags, DefinitionRow};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -42,8 +42,9 @@ struct CreateBody {
     update: UpdateIn,
     #[serde(default, rename = "ClientRequestToken")]
     _client_request_token: Option<IgnoredAny>,
-    #[serde(default, rename = "Tags")]
-    _tags: Option<IgnoredAny>,
+    /// Kept in the tags table (ListTagsForResource on the Arn).
+    #[serde(default)]
+    tags: Vec<tags::Tag>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +92,7 @@ async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    tags::validate(&b.tags).map_err(ApiError::validation)?;
     let l = b.update.lorawan;
     let blob = existing_blob(&app, "UpdateDataSource", &b.update.update_data_source).await?;
     if blob.size > MAX_UPDATE_LEN {
@@ -150,20 +152,45 @@ async fn create(
             created_at: now(),
         })
         .await?;
+    if !b.tags.is_empty() {
+        app.store
+            .tag(tags::TASK_DEFINITION, id.clone(), b.tags)
+            .await?;
+    }
     tracing::info!(definition = %id, verified, "task definition created");
-    Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
+    let arn = super::devices::arn(tags::TASK_DEFINITION, &id);
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Arn": arn}))))
+}
+
+/// `?maxResults&nextToken&taskDefinitionType=UPDATE` (AWS's only type).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    max_results: Option<usize>,
+    next_token: Option<String>,
+    task_definition_type: Option<String>,
 }
 
 async fn list(
     State(app): State<App>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(t) = q.task_definition_type.as_deref().filter(|t| *t != "UPDATE") {
+        return Err(ApiError::validation(format!(
+            "taskDefinitionType {} must be UPDATE",
+            crate::logguard::Clipped(t)
+        )));
+    }
+    let page = Page {
+        max_results: q.max_results,
+        next_token: q.next_token,
+    };
     page.answer(
         "TaskDefinitions",
         |after, n| app.store.list_definitions(after, n),
         |d| d.id.clone(),
         |d| {
-            json!({"Id": d.id, "Name": d.name, "LoRaWAN": {
+            json!({"Id": d.id, "Arn": super::devices::arn(tags::TASK_DEFINITION, &d.id), "Name": d.name, "LoRaWAN": {
                 "CurrentVersion": version_json(&d.current),
                 "UpdateVersion": d.update.as_ref().map(version_json),
             }})
@@ -190,6 +217,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     use base64::Engine;
     Ok(Json(json!({
         "Id": d.id,
+        "Arn": super::devices::arn(tags::TASK_DEFINITION, &d.id),
         "AutoCreateTasks": d.auto_create,
         "Name": d.name,
         "Update": {

@@ -145,12 +145,9 @@ pub async fn definitions(a: DefinitionsArgs) -> CliResult {
             if let Some(update) = update_file {
                 let id = upload(&c, &update).await?;
                 body["Update"]["UpdateDataSource"] = json!(id);
-            } else if body["Update"]["UpdateDataSource"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("s3://"))
-            {
-                return Err("UpdateDataSource is an S3 URI; pass the file with --update-file update.bin (it is uploaded first)".into());
             }
+            // Without --update-file, an s3:// source names an object put with
+            // the S3-compatible API (`aws s3 cp`); the server resolves it.
             print_json(&c.call(Method::POST, path, Some(body)).await?);
         }
         DefinitionsCommand::List => print_json(&c.list_all(path, "TaskDefinitions").await?),

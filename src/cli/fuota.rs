@@ -353,12 +353,9 @@ pub async fn tasks(a: FuotaArgs) -> CliResult {
             if let Some(image) = image {
                 let id = upload(&c, &image).await?;
                 body["FirmwareUpdateImage"] = json!(id);
-            } else if body["FirmwareUpdateImage"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("s3://"))
-            {
-                return Err("FirmwareUpdateImage is an S3 URI; pass the file with --image firmware.bin (it is uploaded first)".into());
             }
+            // Without --image, an s3:// image names an object put with the
+            // S3-compatible API (`aws s3 cp`); the server resolves it.
             print_json(&c.call(Method::POST, "/fuota-tasks", Some(body)).await?);
         }
         FuotaCommand::Get { id, json } => {

@@ -2,6 +2,7 @@
 //! subcommand is a client of the operator API (one file per subcommand family),
 //! except `pki init`, `keys generate` and `sign`, which work on local files.
 
+mod access_keys;
 mod client;
 mod devices;
 mod firmware;
@@ -62,6 +63,10 @@ enum Command {
     ServiceProfiles(devices::ProfilesArgs),
     #[command(alias = "device")]
     Devices(devices::DevicesArgs),
+    /// SigV4 access keys for AWS clients: create (secret shown once), list,
+    /// disable, enable, delete.
+    #[command(alias = "access-key")]
+    AccessKeys(access_keys::AccessKeysArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -129,6 +134,7 @@ pub fn main() -> ExitCode {
             Command::DeviceProfiles(a) => devices::device_profiles(a).await,
             Command::ServiceProfiles(a) => devices::service_profiles(a).await,
             Command::Devices(a) => devices::devices(a).await,
+            Command::AccessKeys(a) => access_keys::run(a).await,
         }
     });
     match result {

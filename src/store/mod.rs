@@ -5,6 +5,7 @@
 //! outside this module sees a rusqlite type: callers get plain structs and
 //! `StoreError`, so another backend can slot in behind the same functions.
 
+mod aws;
 mod blobs;
 mod credentials;
 mod devices;
@@ -15,6 +16,7 @@ mod lns;
 pub mod tags;
 mod tasks;
 
+pub use aws::{AccessKeyRow, IdempotentAnswer, S3Object};
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
@@ -46,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_registration.sql"),
     include_str!("migrations/0007_tags.sql"),
     include_str!("migrations/0008_fuota_devices.sql"),
+    include_str!("migrations/0010_access_keys.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,12 @@ use super::{Store, StoreError};
 
 /// The resource types that carry tags, as AWS names them in ARNs.
 pub const GATEWAY: &str = "WirelessGateway";
+pub const TASK_DEFINITION: &str = "WirelessGatewayTaskDefinition";
+pub const MULTICAST_GROUP: &str = "MulticastGroup";
+pub const FUOTA_TASK: &str = "FuotaTask";
+pub const DEVICE: &str = "WirelessDevice";
+pub const DEVICE_PROFILE: &str = "DeviceProfile";
+pub const SERVICE_PROFILE: &str = "ServiceProfile";
 
 /// AWS's limits: at most 50 tags per resource, keys 1–128 and values 0–256 characters,
 /// and the `aws:` prefix is reserved.
