@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_devices.sql"),
     include_str!("migrations/0006_registration.sql"),
     include_str!("migrations/0007_tags.sql"),
+    include_str!("migrations/0009_campaigns.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
