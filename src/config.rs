@@ -23,6 +23,30 @@ pub struct Config {
     pub integration: IntegrationConfig,
     pub lorawan: LorawanConfig,
     pub limits: Limits,
+    pub campaigns: CampaignsConfig,
+}
+
+/// Rollout campaigns (`campaign/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// How often the campaign job looks at its running campaigns, in milliseconds.
+    pub tick_ms: u64,
+    /// A gateway with no CUPS contact for this long is offline: not eligible for a
+    /// campaign, and not online in `GET /fleet`.
+    pub offline_after_secs: u64,
+    /// Most gateways one campaign may target.
+    pub max_gateways: usize,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> CampaignsConfig {
+        CampaignsConfig {
+            tick_ms: 1000,
+            offline_after_secs: 90_000,
+            max_gateways: 200_000,
+        }
+    }
 }
 
 /// The device face: network and join server for LoRaWAN 1.0.x end devices
@@ -331,6 +355,7 @@ impl Default for Config {
             integration: IntegrationConfig::default(),
             lorawan: LorawanConfig::default(),
             limits: Limits::default(),
+            campaigns: CampaignsConfig::default(),
         }
     }
 }

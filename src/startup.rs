@@ -145,6 +145,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         refusals: crate::logguard::Refusals::new(&cfg.limits),
         registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
         fuota: Default::default(),
+        campaigns: crate::campaign::Campaigns::new(),
         shutdown: shutdown.clone(),
         config: cfg,
         store,
@@ -158,6 +159,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         tokio::spawn(crate::devices::run(app.clone()));
     }
     tokio::spawn(crate::devices::run_commands(app.clone(), commands));
+    tokio::spawn(crate::campaign::runner::run(app.clone()));
     let done = tokio::spawn(server::run(app.clone(), listeners, shutdown.clone()));
     Ok(Running {
         app,

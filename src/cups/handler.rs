@@ -368,7 +368,7 @@ async fn plan_and_record(
     let mut fw = ctx.firmware;
     let mut replans = 0;
     loop {
-        let (plan, update) = plan_firmware(app, poll.eui, &fw, &reported).await;
+        let (plan, update) = plan_firmware(app, poll.eui, &gw.gw.id, &fw, &reported).await;
         let section = update.as_ref().map(|(d, _)| UpdateSection {
             key_crc: d.sig_key_crc,
             signature: d.signature.clone(),
@@ -535,6 +535,7 @@ fn answer(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui, r: Recorded) ->
 async fn plan_firmware(
     app: &AppState,
     eui: crate::eui::Eui,
+    gateway_id: &str,
     fw: &FirmwareContext,
     reported: &Reported,
 ) -> (task::Plan, Option<(DefinitionRow, tokio::fs::File)>) {
@@ -543,6 +544,11 @@ async fn plan_firmware(
     let Some(change) = plan.delivery().cloned() else {
         return (plan, None);
     };
+    // The campaign step: a gateway in an open wave may have to wait (window, FUOTA).
+    if let Some(why) = app.campaigns.hold(gateway_id) {
+        hold_delivery(&mut plan, why);
+        return (plan, None);
+    }
     let def = fw
         .open
         .iter()
@@ -554,13 +560,22 @@ async fn plan_firmware(
         Ok(file) => (plan, Some((def.clone(), file))),
         Err(e) => {
             tracing::error!(gateway = %eui, definition = %def.id, "cannot deliver update: {e}");
-            for c in plan.changes.iter_mut().filter(|c| c.deliver) {
-                c.deliver = false;
-                c.to = c.from.unwrap_or(task::Status::Pending);
-                c.reason = format!("the update file cannot be read on the server ({e}); it is sent once that is fixed");
-            }
+            hold_delivery(
+                &mut plan,
+                format!("the update file cannot be read on the server ({e}); it is sent once that is fixed"),
+            );
             (plan, None)
         }
+    }
+}
+
+/// Keeps the delivering change where it was, with `why` as its reason: nothing
+/// is sent on this poll and the next one tries again.
+fn hold_delivery(plan: &mut task::Plan, why: String) {
+    for c in plan.changes.iter_mut().filter(|c| c.deliver) {
+        c.deliver = false;
+        c.to = c.from.unwrap_or(task::Status::Pending);
+        c.reason = why.clone();
     }
 }
 

@@ -6,6 +6,7 @@
 //! `StoreError`, so another backend can slot in behind the same functions.
 
 mod blobs;
+mod campaigns;
 mod credentials;
 mod devices;
 mod fuota;
@@ -15,6 +16,7 @@ pub mod tags;
 mod tasks;
 
 pub use blobs::{BlobRow, SigningKeyRow};
+pub use campaigns::{CampaignGateway, CampaignRow, Candidate, NewCampaign, Progress};
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
 };

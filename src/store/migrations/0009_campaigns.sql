@@ -16,6 +16,7 @@ CREATE TABLE campaigns (
     state_reason   TEXT NOT NULL,
     waves          INTEGER NOT NULL,             -- how many waves exist (retry-failed adds one)
     open_wave      INTEGER NOT NULL DEFAULT -1,  -- the highest wave opened; -1 before the first
+    waived_wave    INTEGER NOT NULL DEFAULT -1,  -- a wave whose gate the operator waived (resume)
     wave_opened_at TEXT,
     created_at     TEXT NOT NULL,
     updated_at     TEXT NOT NULL
