@@ -3,6 +3,7 @@
 //! Handlers live in one file per resource family.
 
 mod blobs;
+mod campaigns;
 mod credentials;
 mod devices;
 mod error;
@@ -35,6 +36,7 @@ pub fn router(app: App) -> Router {
         .merge(multicast::routes())
         .merge(fuota::routes())
         .merge(devices::routes())
+        .merge(campaigns::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

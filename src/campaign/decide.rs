@@ -564,8 +564,8 @@ mod tests {
             (0, Queued),
             (0, Queued),
         ]);
-        let q: Vec<Queued> = (1..5)
-            .map(|i| Queued {
+        let q: Vec<super::Queued> = (1..5)
+            .map(|i| super::Queued {
                 id: format!("g{i}"),
                 wave: 0,
             })

@@ -10,6 +10,7 @@
 pub mod decide;
 pub mod runner;
 pub mod spec;
+pub mod target;
 pub mod window;
 
 use std::collections::HashMap;

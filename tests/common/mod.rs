@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod campaign;
 pub mod firmware;
 pub mod fuota;
 pub mod fuota_device;
