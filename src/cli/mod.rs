@@ -2,6 +2,7 @@
 //! subcommand is a client of the operator API (one file per subcommand family),
 //! except `pki init`, `keys generate` and `sign`, which work on local files.
 
+mod campaigns;
 mod client;
 mod devices;
 mod firmware;
@@ -62,6 +63,9 @@ enum Command {
     ServiceProfiles(devices::ProfilesArgs),
     #[command(alias = "device")]
     Devices(devices::DevicesArgs),
+    /// Rollout campaigns: waves, gate, rates, windows; watch them live.
+    #[command(alias = "campaign")]
+    Campaigns(campaigns::CampaignsArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
             Command::DeviceProfiles(a) => devices::device_profiles(a).await,
             Command::ServiceProfiles(a) => devices::service_profiles(a).await,
             Command::Devices(a) => devices::devices(a).await,
+            Command::Campaigns(a) => campaigns::run(a).await,
         }
     });
     match result {
