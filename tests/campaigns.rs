@@ -602,3 +602,142 @@ async fn preview_groups_the_gateways_that_are_not_eligible() {
         "{p}"
     );
 }
+
+#[tokio::test]
+async fn a_gateway_carrying_a_fuota_session_waits_with_its_reason() {
+    let srv = server().await;
+    let mut gws = fleet(&srv, "a", 0xa000, 2, "1.0.0").await;
+    let def = definition(&srv, &gws[0].st, "1.0.0", "1.1.0").await;
+    let group = srv.create_group("ClassC").await;
+    srv.set_session(&group, json!({})).await.unwrap();
+    srv.call(
+        Method::PUT,
+        &format!("/multicast-groups/{group}/gateways"),
+        Some(json!({"WirelessGatewayIds": [gws[0].id]})),
+    )
+    .await
+    .unwrap();
+    let fuota = srv.create_fuota_task(&[7u8; 200], json!({})).await.unwrap();
+    srv.associate(&fuota, &group).await.unwrap();
+    srv.start_fuota(&fuota, json!({})).await.unwrap();
+
+    let b = body(
+        &def,
+        json!([{"Percent": 100}]),
+        json!({"SuccessPercent": 100, "WithinMinutes": 60, "OnFailure": "Pause"}),
+    );
+    let (status, p) = send(&srv, Method::POST, "/campaigns/preview", Some(b.clone())).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        p["WillWait"][0]["WirelessGatewayId"],
+        gws[0].id.as_str(),
+        "{p}"
+    );
+    let id = create(&srv, b).await;
+    wait_campaign(&srv, &id, "the free one started", |c| {
+        count(c, "InProgress") == 1
+    })
+    .await;
+    let queued = srv
+        .get(&format!("/campaigns/{id}/gateways?status=Queued"))
+        .await;
+    let q = &queued["Gateways"][0];
+    assert_eq!(q["WirelessGatewayId"], gws[0].id.as_str());
+    assert!(
+        q["Reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("carries FUOTA task {fuota}")),
+        "{q}"
+    );
+    assert_eq!(
+        poll_all(&srv, &mut gws).await,
+        vec![gws[1].eui],
+        "nothing goes to the FUOTA gateway"
+    );
+    run_update(&srv, &mut gws[1], "1.1.0").await;
+
+    // The FUOTA task ends (deleted here): the gateway's turn comes.
+    srv.call(Method::DELETE, &format!("/fuota-tasks/{fuota}"), None)
+        .await
+        .unwrap();
+    wait_campaign(&srv, &id, "the other started", |c| count(c, "Queued") == 0).await;
+    assert_eq!(poll_all(&srv, &mut gws).await, vec![gws[0].eui]);
+}
+
+#[tokio::test]
+async fn a_version_the_lns_disagrees_with_is_shown_and_not_completed() {
+    use common::lns_station::{Auth, LnsStation};
+    let srv = server().await;
+    let mut gws = fleet(&srv, "a", 0xb000, 1, "1.0.0").await;
+    let def = definition(&srv, &gws[0].st, "1.0.0", "1.1.0").await;
+    let files = srv.issue(&gws[0].id, "LNS", "Token").await["Files"].clone();
+    let mut lns = LnsStation::new(gws[0].eui);
+    lns.trust = Some(files["tc.trust"].as_str().unwrap().as_bytes().to_vec());
+    lns.auth = Auth::Token(files["tc.key"].as_str().unwrap().as_bytes().to_vec());
+    lns.resolve = Some(srv.running.lns_addr);
+    lns.station = gws[0]
+        .st
+        .station_version
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    lns.model = gws[0].st.model.clone();
+    lns.package = Some("1.0.0".into());
+    let (_, mut s) = lns
+        .discover_and_connect(common::server::LNS_URI)
+        .await
+        .unwrap();
+    s.recv_router_config(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    let id = create(
+        &srv,
+        body(
+            &def,
+            json!([{"Percent": 100}]),
+            json!({"SuccessPercent": 100, "WithinMinutes": 60, "OnFailure": "Pause"}),
+        ),
+    )
+    .await;
+    wait_campaign(&srv, &id, "started", |c| count(c, "InProgress") == 1).await;
+    assert_eq!(poll_all(&srv, &mut gws).await.len(), 1);
+    run_update(&srv, &mut gws[0], "1.1.0").await;
+    // CUPS says 1.1.0, the LNS link (still the old session) says 1.0.0.
+    let c = wait_campaign(&srv, &id, "mismatch", |c| count(c, "Mismatch") == 1).await;
+    assert_eq!(c["State"], "Running", "not silently completed");
+    let m = srv
+        .get(&format!("/campaigns/{id}/gateways?status=Mismatch"))
+        .await;
+    assert!(
+        m["Gateways"][0]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("LNS version message differs in PackageVersion"),
+        "{m}"
+    );
+    // Station restarts after the update and reconnects with the new version.
+    drop(s);
+    lns.package = Some("1.1.0".into());
+    let (_, mut s) = lns
+        .discover_and_connect(common::server::LNS_URI)
+        .await
+        .unwrap();
+    s.recv_router_config(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let c = wait_campaign(&srv, &id, "completed", |c| c["State"] == "Completed").await;
+    assert_eq!(count(&c, "Succeeded"), 1);
+    let ok = srv
+        .get(&format!("/campaigns/{id}/gateways?status=Succeeded"))
+        .await;
+    assert!(
+        ok["Gateways"][0]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("CUPS and the LNS both report"),
+        "{ok}"
+    );
+}
