@@ -37,6 +37,10 @@ pub struct CampaignsConfig {
     pub offline_after_secs: u64,
     /// Most gateways one campaign may target.
     pub max_gateways: usize,
+    /// How long a nudged gateway's LNS discovery is answered with an error when
+    /// its CUPS poll does not come (station retries its traffic URI for ~31 s,
+    /// then polls CUPS 1 min after the discovery error).
+    pub nudge_timeout_secs: u64,
 }
 
 impl Default for CampaignsConfig {
@@ -45,6 +49,7 @@ impl Default for CampaignsConfig {
             tick_ms: 1000,
             offline_after_secs: 90_000,
             max_gateways: 200_000,
+            nudge_timeout_secs: 600,
         }
     }
 }

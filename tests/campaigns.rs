@@ -741,3 +741,55 @@ async fn a_version_the_lns_disagrees_with_is_shown_and_not_completed() {
         "{ok}"
     );
 }
+
+#[tokio::test]
+async fn the_nudge_makes_a_connected_station_run_cups_now() {
+    use common::lns_station::{Auth, LnsError, LnsStation};
+    use common::server::LNS_URI;
+    let srv = server().await;
+    let mut gws = fleet(&srv, "a", 0xc000, 1, "1.0.0").await;
+    let def = definition(&srv, &gws[0].st, "1.0.0", "1.1.0").await;
+    let files = srv.issue(&gws[0].id, "LNS", "Token").await["Files"].clone();
+    let mut lns = LnsStation::new(gws[0].eui);
+    lns.trust = Some(files["tc.trust"].as_str().unwrap().as_bytes().to_vec());
+    lns.auth = Auth::Token(files["tc.key"].as_str().unwrap().as_bytes().to_vec());
+    lns.resolve = Some(srv.running.lns_addr);
+    let t = std::time::Duration::from_secs(5);
+    let (found, mut s) = lns.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(t).await.unwrap();
+
+    let mut b = body(
+        &def,
+        json!([{"Percent": 100}]),
+        json!({"SuccessPercent": 100, "WithinMinutes": 60, "OnFailure": "Pause"}),
+    );
+    b["Nudge"] = json!(true);
+    let started = std::time::Instant::now();
+    create(&srv, b).await;
+    // 1. The server closes the traffic socket.
+    let closed = loop {
+        match s.next_message(t).await {
+            Err(LnsError::Closed { reason, .. }) => break reason,
+            Err(e) => panic!("{e}"),
+            Ok(_) => continue,
+        }
+    };
+    let closed_after = started.elapsed();
+    assert!(closed.contains("nudged"), "{closed}");
+    // 2. Station's direct reconnects to the traffic URI are refused.
+    match lns.connect(&found.uri).await {
+        Err(LnsError::Http(503)) => {}
+        other => panic!("direct reconnect: {:?}", other.map(|_| ())),
+    }
+    // 3. Discovery answers with an error: station stops TC and runs CUPS.
+    match lns.discover(LNS_URI).await {
+        Err(LnsError::Rejected(why)) => assert!(why.contains("run a CUPS session now"), "{why}"),
+        other => panic!("discovery: {:?}", other.map(|a| a.raw)),
+    }
+    let refused_after = started.elapsed();
+    // 4. The CUPS poll gets the update; afterwards the LNS takes the station back.
+    assert_eq!(poll_all(&srv, &mut gws).await, vec![gws[0].eui]);
+    let (_, mut s) = lns.discover_and_connect(LNS_URI).await.unwrap();
+    s.recv_router_config(t).await.unwrap();
+    eprintln!("nudge: session closed {closed_after:?} after the campaign was created, discovery refused at {refused_after:?}");
+}

@@ -166,7 +166,7 @@ async fn step(
             .await?;
     }
     for gw in d.start {
-        if start(app, row, &hops, &gw).await? {
+        if start(app, row, &hops, &gw, spec.spec.nudge).await? {
             index.insert(
                 gw.clone(),
                 Arc::new(Hold {
@@ -193,6 +193,7 @@ async fn start(
     row: &CampaignRow,
     hops: &[Hop],
     gateway_id: &str,
+    nudge: bool,
 ) -> Result<bool, StoreError> {
     let at = format_unix_us(app.campaigns.now_us());
     let g = app.store.gateway(gateway_id.to_string()).await?;
@@ -237,6 +238,12 @@ async fn start(
         .await?;
     if ok {
         tracing::info!(campaign = %row.id, gateway = %g.gw.eui, definition = %def, from = "(new)", to = "PENDING", "task transition");
+        if nudge {
+            let timeout = Duration::from_secs(app.config.campaigns.nudge_timeout_secs);
+            if app.lns.nudge(g.gw.eui, timeout) {
+                tracing::info!(campaign = %row.id, gateway = %g.gw.eui, "nudged: LNS session closed so station runs CUPS now");
+            }
+        }
     }
     Ok(ok)
 }

@@ -162,6 +162,7 @@ async fn handle(
     let poll = identify(app, conn, headers, body).await?;
     let mut ctx = load(app, conn, &poll).await?;
     let proof = authenticate_poll(app, &poll, &ctx)?;
+    app.lns.nudges.done(poll.eui);
     provision(app, &poll, &mut ctx, proof.is_none()).await?;
     let recorded = plan_and_record(app, conn, &poll, ctx, proof.as_ref()).await?;
     log_transitions(poll.eui, &recorded.plan);
