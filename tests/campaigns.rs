@@ -793,3 +793,51 @@ async fn the_nudge_makes_a_connected_station_run_cups_now() {
     s.recv_router_config(t).await.unwrap();
     eprintln!("nudge: session closed {closed_after:?} after the campaign was created, discovery refused at {refused_after:?}");
 }
+
+#[tokio::test]
+async fn the_fleet_at_a_glance() {
+    let srv = server().await;
+    let mut gws = fleet(&srv, "a", 0xd000, 3, "1.0.0").await;
+    fleet(&srv, "b", 0xd100, 2, "0.9.0").await;
+    srv.create_gateway(0xd200).await; // never polls
+    let def = definition(&srv, &gws[0].st, "1.0.0", "1.1.0").await;
+    let id = create(&srv, body(&def, json!([{"Count": 1}, {"Percent": 100}]), json!({"SuccessPercent": 100, "WithinMinutes": 60, "MaxFailures": 5, "OnFailure": "Pause"}))).await;
+    wait_campaign(&srv, &id, "started", |c| count(c, "InProgress") == 1).await;
+    let got = poll_all(&srv, &mut gws).await;
+    let m = gws.iter_mut().find(|m| got.contains(&m.eui)).unwrap();
+    run_update(&srv, m, "0.0.1").await; // an unexpected version: the task fails
+
+    let f = srv.get("/fleet").await;
+    assert_eq!(f["Gateways"], 6);
+    assert_eq!(f["NeverPolledCups"], 1);
+    assert_eq!(f["OnlineByCups"], 5);
+    let v: Vec<(String, u64)> = f["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["PackageVersion"].as_str().unwrap().to_string(),
+                v["Gateways"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            ("0.9.0".to_string(), 2),
+            ("1.0.0".to_string(), 2),
+            ("0.0.1".to_string(), 1)
+        ]
+    );
+    assert_eq!(f["Campaigns"][0]["Id"], id.as_str());
+    assert_eq!(f["NeedsAttentionCounts"]["TaskFailed"], 1, "{f}");
+    assert_eq!(f["NeedsAttention"][0]["Kind"], "TaskFailed");
+    assert!(
+        f["NeedsAttention"][0]["Detail"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected version"),
+        "{f}"
+    );
+}

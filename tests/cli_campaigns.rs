@@ -112,4 +112,11 @@ async fn an_operator_runs_a_campaign_from_the_command_line() {
     assert_eq!(done["Gateways"].as_array().unwrap().len(), 3);
     let list = ok(&srv, &["campaigns", "list"]);
     assert_eq!(list["Campaigns"][0]["Id"], id.as_str());
+    let out = cli(&srv, &["fleet"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("3 gateways: 3 polled CUPS since"),
+        "{text}"
+    );
+    assert!(text.contains("open tasks: none"), "{text}");
 }

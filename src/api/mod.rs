@@ -7,6 +7,7 @@ mod campaigns;
 mod credentials;
 mod devices;
 mod error;
+mod fleet;
 mod fuota;
 mod gateways;
 mod multicast;
@@ -37,6 +38,7 @@ pub fn router(app: App) -> Router {
         .merge(fuota::routes())
         .merge(devices::routes())
         .merge(campaigns::routes())
+        .merge(fleet::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -202,3 +202,77 @@ async fn watch(c: &ApiClient, id: &str, every: u64) -> CliResult {
         tokio::time::sleep(Duration::from_secs(every.max(1))).await;
     }
 }
+
+#[derive(Args)]
+pub struct FleetArgs {
+    /// Print the JSON answer instead of the summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+/// `stationkeeper fleet`: a short summary of `GET /fleet` (or the JSON).
+pub async fn fleet(a: FleetArgs) -> CliResult {
+    let c = ApiClient::from_opts(&a.api)?;
+    let f = c.call(Method::GET, "/fleet", None).await?;
+    if a.json {
+        print_json(&f);
+        return Ok(());
+    }
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    println!(
+        "{} gateways: {} polled CUPS since {}, {} connected to the LNS, {} never polled CUPS",
+        n(&f["Gateways"]),
+        n(&f["OnlineByCups"]),
+        f["OnlineSince"].as_str().unwrap_or("?"),
+        n(&f["ConnectedToLns"]),
+        n(&f["NeverPolledCups"])
+    );
+    println!(
+        "{:>8} {:>8}  STATION / PACKAGE / MODEL",
+        "GATEWAYS", "ONLINE"
+    );
+    for v in f["Versions"].as_array().into_iter().flatten() {
+        println!(
+            "{:>8} {:>8}  {} / {} / {}",
+            n(&v["Gateways"]),
+            n(&v["OnlineByCups"]),
+            v["Station"].as_str().unwrap_or(""),
+            v["PackageVersion"].as_str().unwrap_or("(none)"),
+            v["Model"].as_str().unwrap_or("")
+        );
+    }
+    let tasks: Vec<String> = f["OpenTasks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k} {}", n(v)))
+        .collect();
+    println!(
+        "open tasks: {}",
+        if tasks.is_empty() {
+            "none".into()
+        } else {
+            tasks.join(", ")
+        }
+    );
+    for cp in f["Campaigns"].as_array().into_iter().flatten() {
+        println!(
+            "campaign {} ({}): {} - {}",
+            cp["Id"].as_str().unwrap_or(""),
+            cp["Name"].as_str().unwrap_or("unnamed"),
+            cp["State"].as_str().unwrap_or(""),
+            cp["StateReason"].as_str().unwrap_or("")
+        );
+    }
+    for g in f["NeedsAttention"].as_array().into_iter().flatten() {
+        println!(
+            "attention {} {}: {}",
+            g["GatewayEui"].as_str().unwrap_or(""),
+            g["Kind"].as_str().unwrap_or(""),
+            g["Detail"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}

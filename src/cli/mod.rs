@@ -66,6 +66,8 @@ enum Command {
     /// Rollout campaigns: waves, gate, rates, windows; watch them live.
     #[command(alias = "campaign")]
     Campaigns(campaigns::CampaignsArgs),
+    /// The fleet at a glance: versions, online, open tasks, campaigns, attention.
+    Fleet(campaigns::FleetArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -130,6 +132,7 @@ pub fn main() -> ExitCode {
             Command::ServiceProfiles(a) => devices::service_profiles(a).await,
             Command::Devices(a) => devices::devices(a).await,
             Command::Campaigns(a) => campaigns::run(a).await,
+            Command::Fleet(a) => campaigns::fleet(a).await,
         }
     });
     match result {

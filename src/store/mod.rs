@@ -9,6 +9,7 @@ mod blobs;
 mod campaigns;
 mod credentials;
 mod devices;
+mod fleet;
 mod fuota;
 mod gateways;
 mod lns;
@@ -24,6 +25,7 @@ pub use devices::{
     AcceptedUplink, ConfirmedOutcome, DeviceContext, DeviceRow, DownlinkReservation, NonceRule,
     OtaaKeys, ProfileKind, ProfileRow, QueueItem, SessionRow,
 };
+pub use fleet::{Fleet, VersionCount};
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
