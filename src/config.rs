@@ -608,6 +608,16 @@ impl Config {
                 "lns.max_messages_per_sec",
                 u64::from(self.lns.max_messages_per_sec),
             ),
+            ("campaigns.tick_ms", self.campaigns.tick_ms),
+            (
+                "campaigns.offline_after_secs",
+                self.campaigns.offline_after_secs,
+            ),
+            ("campaigns.max_gateways", self.campaigns.max_gateways as u64),
+            (
+                "campaigns.nudge_timeout_secs",
+                self.campaigns.nudge_timeout_secs,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));

@@ -19,7 +19,7 @@ use crate::store::{CampaignRow, StoreError};
 const QUEUED_SLACK: usize = 1000;
 
 pub async fn run(app: App) {
-    let every = Duration::from_millis(app.config.campaigns.tick_ms.max(10));
+    let every = Duration::from_millis(app.config.campaigns.tick_ms);
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => return,
