@@ -406,12 +406,15 @@ pub enum Settle {
 }
 
 /// Settles one gateway from its task (status and reason; `None` if the task is
-/// gone), what CUPS last reported and, when connected, what the LNS heard.
+/// gone), what CUPS last reported and, when connected, what the LNS heard. A
+/// gateway already in `Mismatch` needs the LNS to agree: losing its LNS link
+/// does not make it a success.
 pub fn settle(
     hops: &[Hop],
     task: Option<(&str, TaskStatus, &str)>,
     reported: Option<&Version>,
     lns: Option<&LnsVersion>,
+    was_mismatch: bool,
 ) -> Settle {
     let Some((definition, status, reason)) = task else {
         return Settle::Failed("its task was deleted by the operator".into());
@@ -442,6 +445,7 @@ pub fn settle(
                 ))
             }
         }
+        None if was_mismatch => Settle::Keep,
         None => Settle::Succeeded(format!("CUPS reports {reported}")),
     }
 }

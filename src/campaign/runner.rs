@@ -84,7 +84,15 @@ async fn step(
             .map(|(d, s, r)| (d.as_str(), *s, r.as_str()));
         let s = app.store.clone();
         let (id, gw) = (row.id.clone(), p.gateway_id.clone());
-        match settle(&hops, task, p.reported.as_ref(), p.lns.as_ref()) {
+        let was_mismatch = p.status == GwStatus::Mismatch;
+        match settle(
+            &hops,
+            task,
+            p.reported.as_ref(),
+            p.lns.as_ref(),
+            was_mismatch,
+        ) {
+            Settle::Keep if was_mismatch => {}
             Settle::Keep => {
                 index.insert(
                     p.gateway_id.clone(),
