@@ -124,6 +124,10 @@ struct Args {
     /// campaign finds them eligible (scripts/bench-campaign.sh).
     #[arg(long, value_delimiter = ',')]
     keys: Vec<u32>,
+    /// A shell command run after the warm-up of every phase but the first, before
+    /// it is measured (e.g. create a campaign: scripts/bench-campaign.sh).
+    #[arg(long)]
+    between_phases: Option<String>,
     /// Concurrent workers in the measured phase.
     #[arg(long, short = 'c', default_value_t = 64)]
     concurrency: usize,
@@ -1327,7 +1331,7 @@ fn main() {
         );
         let mut gws: Vec<Gateway> = vec![];
         let mut registered = 0usize;
-        for &n in &phases {
+        for (pi, &n) in phases.iter().enumerate() {
             match args.target {
                 Target::Stationkeeper => {
                     let euis: Vec<u64> = (registered..n).map(|i| eui_base + i as u64).collect();
@@ -1395,6 +1399,16 @@ fn main() {
                             g
                         })
                         .collect();
+                }
+            }
+            if let Some(cmd) = args.between_phases.as_ref().filter(|_| pi > 0) {
+                println!("== between phases: {cmd}");
+                match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
+                    Ok(s) if s.success() => {}
+                    other => {
+                        println!("  between-phases command failed: {other:?}");
+                        failed = true;
+                    }
                 }
             }
             if gws.is_empty() {

@@ -11,7 +11,8 @@
 #
 #   bash scripts/bench-campaign.sh        (N=100000 DURATION=10 ROUNDS=3 SKIP_BUILD=1 KEEP=1)
 #
-# Only talks to 127.0.0.1. Needs nginx and curl.
+# Only talks to 127.0.0.1. Needs nginx and curl. SETTLE_MAX=30 RETRY_NOISY=3 as in
+# bench-cups.sh (0 and 0 on a machine that is never quiet).
 set -euo pipefail
 
 N=${N:-100000}
@@ -90,41 +91,42 @@ sleep 1
 NGX_WORKERS=$(pgrep -P "$NGX_PID" | paste -sd, -)
 
 KEY_CRC=488546068   # tests/vectors/station-test4/sig-0.key
-measure() { # label
-    "$LOAD" --ca "$CA" --sni localhost --host "localhost:$CUPS_PORT" --tls 1.2 --kx station \
-        -c "$CONCURRENCY" -t "$DURATION" --rounds "$ROUNDS" --settle-max 30 --retry-noisy 3 --noisy-pct 10 \
-        --warmup-concurrency 128 --keys "$KEY_CRC" \
-        --addr "127.0.0.1:$CUPS_PORT" --target stationkeeper --server-pid "$SK_PID" --label stationkeeper \
-        --compare-addr "127.0.0.1:$NGINX_PORT" --compare-pid "$NGX_PID,$NGX_WORKERS" --compare-label nginx \
-        --phases "$N" >"$TMP/$1.txt" || log "cups-load $1 exited $? (see $TMP/$1.txt)"
-    grep '^COMPARE' "$TMP/$1.txt" | tail -1
-}
 api() { curl -sS -H "Authorization: Bearer $TOKEN" "$@"; }
 fleet_ms() { for i in 1 2 3 4 5; do api -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$API_PORT/fleet"; done | sort -n | sed -n 3p | awk '{printf "%.1f", $1 * 1000}'; }
+export TOKEN API_PORT KEY_CRC VEC TMP N
 
-log "phase 1: register $N gateways and measure without a campaign"
-BASE=$(measure baseline)
-FLEET0=$(fleet_ms)
-
-log "creating the campaign over all $N gateways"
+# Run by cups-load between its two phases (same N): the campaign over all gateways.
+cat >"$TMP/create.sh" <<'SH'
+set -euo pipefail
+api() { curl -sS -H "Authorization: Bearer $TOKEN" "$@"; }
+fleet_ms() { for i in 1 2 3 4 5; do api -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$API_PORT/fleet"; done | sort -n | sed -n 3p | awk '{printf "%.1f", $1 * 1000}'; }
+fleet_ms >"$TMP/fleet0"
 BLOB=$(api --data-binary "@$VEC/v1.bin" "http://127.0.0.1:$API_PORT/blobs" | sed 's/.*"Id":"\([^"]*\)".*/\1/')
 api -H 'Content-Type: application/json' -d "{\"Name\":\"k\",\"PublicKey\":\"$(base64 -w0 "$VEC/sig-0.key")\"}" \
     "http://127.0.0.1:$API_PORT/signing-keys" >/dev/null
 V='{"Station":"2.0.6(rpi/std) 2022-01-21 10:00:00","PackageVersion":"1.0.0","Model":"rpi"}'
 DEF=$(api -H 'Content-Type: application/json' -d "{\"AutoCreateTasks\":false,\"Update\":{\"UpdateDataSource\":\"$BLOB\",\"LoRaWAN\":{\"SigKeyCrc\":$KEY_CRC,\"UpdateSignature\":\"$(base64 -w0 "$VEC/v1.bin.sig-0")\",\"CurrentVersion\":$V,\"UpdateVersion\":$V}}}" \
     "http://127.0.0.1:$API_PORT/wireless-gateway-task-definitions" | sed 's/.*"Id":"\([^"]*\)".*/\1/')
-T0=$(date +%s.%N)
-CAMP=$(api -H 'Content-Type: application/json' -d "{\"Definitions\":[\"$DEF\"],\"Target\":{\"Models\":[\"rpi\"]},\"Waves\":[{\"Percent\":1},{\"Percent\":10},{\"Percent\":100}],\"Gate\":{\"SuccessPercent\":100,\"WithinMinutes\":600,\"OnFailure\":\"Pause\"},\"MaxInProgress\":1000}" \
-    "http://127.0.0.1:$API_PORT/campaigns")
-CREATE_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-CID=$(echo "$CAMP" | sed 's/.*"Id":"\([^"]*\)".*/\1/')
-echo "$CAMP" | grep -q '"Eligible":'"$N" || die "campaign: $CAMP"
-FLEET1=$(fleet_ms)
+api -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/json' -d "{\"Definitions\":[\"$DEF\"],\"Target\":{\"Models\":[\"rpi\"]},\"Waves\":[{\"Percent\":1},{\"Percent\":10},{\"Percent\":100}],\"Gate\":{\"SuccessPercent\":100,\"WithinMinutes\":600,\"OnFailure\":\"Pause\"},\"MaxInProgress\":1000}" \
+    "http://127.0.0.1:$API_PORT/campaigns" >"$TMP/create_s"
+api "http://127.0.0.1:$API_PORT/campaigns?maxResults=1" | sed 's/.*"Id":"\([^"]*\)".*/\1/' >"$TMP/cid"
+sleep 3
+fleet_ms >"$TMP/fleet1"
+SH
 
-log "phase 2: measure with the campaign running"
-WITH=$(measure campaign)
-STATE=$(api "http://127.0.0.1:$API_PORT/campaigns/$CID" | grep -o '"Counts":{[^}]*}' | head -1)
-FLEET2=$(fleet_ms)
+log "register $N gateways, measure (baseline); create a campaign over all of them; measure again"
+"$LOAD" --ca "$CA" --sni localhost --host "localhost:$CUPS_PORT" --tls 1.2 --kx station \
+    -c "$CONCURRENCY" -t "$DURATION" --rounds "$ROUNDS" --settle-max "${SETTLE_MAX:-30}" \
+    --retry-noisy "${RETRY_NOISY:-3}" --noisy-pct 10 --warmup-concurrency 128 --keys "$KEY_CRC" \
+    --addr "127.0.0.1:$CUPS_PORT" --target stationkeeper --server-pid "$SK_PID" --label stationkeeper \
+    --compare-addr "127.0.0.1:$NGINX_PORT" --compare-pid "$NGX_PID,$NGX_WORKERS" --compare-label nginx \
+    --phases "$N,$N" --between-phases "bash $TMP/create.sh" >"$TMP/run.txt" || log "cups-load exited $? (see $TMP/run.txt)"
+BASE=$(grep '^COMPARE' "$TMP/run.txt" | sed -n 1p)
+WITH=$(grep '^COMPARE' "$TMP/run.txt" | sed -n 2p)
+CID=$(cat "$TMP/cid")
+STATE=$(api "http://127.0.0.1:$API_PORT/campaigns/$CID" | grep -o '"Counts":{[^}]*}' | tail -1)
+FLEET0=$(cat "$TMP/fleet0"); FLEET1=$(cat "$TMP/fleet1"); FLEET2=$(fleet_ms)
+CREATE_S=$(cat "$TMP/create_s")
 
 echo
 echo "== campaign overhead on CUPS polls, $N gateways, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
