@@ -95,7 +95,8 @@ api() { curl -sS -H "Authorization: Bearer $TOKEN" "$@"; }
 fleet_ms() { for i in 1 2 3 4 5; do api -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$API_PORT/fleet"; done | sort -n | sed -n 3p | awk '{printf "%.1f", $1 * 1000}'; }
 export TOKEN API_PORT KEY_CRC VEC TMP N
 
-# Run by cups-load between its two phases (same N): the campaign over all gateways.
+# Run by cups-load between its two phases (N-1 then N gateways: it measures each
+# count once): the campaign over all N gateways.
 cat >"$TMP/create.sh" <<'SH'
 set -euo pipefail
 api() { curl -sS -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -120,7 +121,7 @@ log "register $N gateways, measure (baseline); create a campaign over all of the
     --retry-noisy "${RETRY_NOISY:-3}" --noisy-pct 10 --warmup-concurrency 128 --keys "$KEY_CRC" \
     --addr "127.0.0.1:$CUPS_PORT" --target stationkeeper --server-pid "$SK_PID" --label stationkeeper \
     --compare-addr "127.0.0.1:$NGINX_PORT" --compare-pid "$NGX_PID,$NGX_WORKERS" --compare-label nginx \
-    --phases "$N,$N" --between-phases "bash $TMP/create.sh" >"$TMP/run.txt" || log "cups-load exited $? (see $TMP/run.txt)"
+    --phases "$((N - 1)),$N" --between-phases "bash $TMP/create.sh" >"$TMP/run.txt" || log "cups-load exited $? (see $TMP/run.txt)"
 BASE=$(grep '^COMPARE' "$TMP/run.txt" | sed -n 1p)
 WITH=$(grep '^COMPARE' "$TMP/run.txt" | sed -n 2p)
 CID=$(cat "$TMP/cid")
