@@ -120,6 +120,14 @@ struct Args {
     /// EUI of gateway 0 (hex); gateway i is base + i.
     #[arg(long, default_value = "0016c00100000000")]
     eui_base: String,
+    /// Signing key CRCs every gateway reports in `keys` (default none), e.g. so a
+    /// campaign finds them eligible (scripts/bench-campaign.sh).
+    #[arg(long, value_delimiter = ',')]
+    keys: Vec<u32>,
+    /// A shell command run after the warm-up of every phase but the first, before
+    /// it is measured (e.g. create a campaign: scripts/bench-campaign.sh).
+    #[arg(long)]
+    between_phases: Option<String>,
     /// Concurrent workers in the measured phase.
     #[arg(long, short = 'c', default_value_t = 64)]
     concurrency: usize,
@@ -234,16 +242,20 @@ fn json_str(s: Option<&str>) -> String {
     }
 }
 
+/// The `keys` every simulated gateway reports (`--keys`), set once at start.
+static KEYS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The exact request bytes station 2.0.6 sends (§1, §2, §8.1).
 fn station_request(host: &str, gw: &Gateway, with_token: bool) -> Vec<u8> {
     let body = format!(
-        "{{\"router\":\"{}\",\"cupsUri\":{},\"tcUri\":{},\"cupsCredCrc\":{},\"tcCredCrc\":{},\"station\":\"{}\",\"model\":\"rpi\",\"package\":\"1.0.0\",\"keys\":[]}}",
+        "{{\"router\":\"{}\",\"cupsUri\":{},\"tcUri\":{},\"cupsCredCrc\":{},\"tcCredCrc\":{},\"station\":\"{}\",\"model\":\"rpi\",\"package\":\"1.0.0\",\"keys\":[{}]}}",
         id6(gw.eui),
         json_str(gw.cups_uri.as_deref()),
         json_str(gw.tc_uri.as_deref()),
         gw.cups_crc,
         gw.tc_crc,
         STATION,
+        KEYS.get().map_or("", String::as_str),
     );
     let token = if with_token { gw.token.as_str() } else { "" };
     let mut req = format!(
@@ -1243,6 +1255,8 @@ fn client_config(args: &Args) -> Result<ClientConfig, String> {
 
 fn main() {
     let args = Args::parse();
+    let keys: Vec<String> = args.keys.iter().map(u32::to_string).collect();
+    let _ = KEYS.set(keys.join(","));
     let mut phases = args.phases.clone();
     phases.sort_unstable();
     phases.dedup();
@@ -1317,7 +1331,7 @@ fn main() {
         );
         let mut gws: Vec<Gateway> = vec![];
         let mut registered = 0usize;
-        for &n in &phases {
+        for (pi, &n) in phases.iter().enumerate() {
             match args.target {
                 Target::Stationkeeper => {
                     let euis: Vec<u64> = (registered..n).map(|i| eui_base + i as u64).collect();
@@ -1385,6 +1399,16 @@ fn main() {
                             g
                         })
                         .collect();
+                }
+            }
+            if let Some(cmd) = args.between_phases.as_ref().filter(|_| pi > 0) {
+                println!("== between phases: {cmd}");
+                match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
+                    Ok(s) if s.success() => {}
+                    other => {
+                        println!("  between-phases command failed: {other:?}");
+                        failed = true;
+                    }
                 }
             }
             if gws.is_empty() {

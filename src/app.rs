@@ -32,6 +32,8 @@ pub struct AppState {
     pub registrations: crate::cups::throttle::RegistrationThrottle,
     /// Running FUOTA jobs (the scheduler's side of the stored tasks).
     pub fuota: crate::fuota::runner::Fuota,
+    /// Rollout campaigns: their clock and the index the CUPS poll consults.
+    pub campaigns: crate::campaign::Campaigns,
     /// The device face: counters, NetID, integrations.
     pub devices: crate::devices::Devices,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.

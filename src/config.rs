@@ -23,6 +23,35 @@ pub struct Config {
     pub integration: IntegrationConfig,
     pub lorawan: LorawanConfig,
     pub limits: Limits,
+    pub campaigns: CampaignsConfig,
+}
+
+/// Rollout campaigns (`campaign/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// How often the campaign job looks at its running campaigns, in milliseconds.
+    pub tick_ms: u64,
+    /// A gateway with no CUPS contact for this long is offline: not eligible for a
+    /// campaign, and not online in `GET /fleet`.
+    pub offline_after_secs: u64,
+    /// Most gateways one campaign may target.
+    pub max_gateways: usize,
+    /// How long a nudged gateway's LNS discovery is answered with an error when
+    /// its CUPS poll does not come (station retries its traffic URI for ~31 s,
+    /// then polls CUPS 1 min after the discovery error).
+    pub nudge_timeout_secs: u64,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> CampaignsConfig {
+        CampaignsConfig {
+            tick_ms: 1000,
+            offline_after_secs: 90_000,
+            max_gateways: 200_000,
+            nudge_timeout_secs: 600,
+        }
+    }
 }
 
 /// The device face: network and join server for LoRaWAN 1.0.x end devices
@@ -350,6 +379,7 @@ impl Default for Config {
             integration: IntegrationConfig::default(),
             lorawan: LorawanConfig::default(),
             limits: Limits::default(),
+            campaigns: CampaignsConfig::default(),
         }
     }
 }
@@ -606,6 +636,16 @@ impl Config {
             (
                 "lns.max_messages_per_sec",
                 u64::from(self.lns.max_messages_per_sec),
+            ),
+            ("campaigns.tick_ms", self.campaigns.tick_ms),
+            (
+                "campaigns.offline_after_secs",
+                self.campaigns.offline_after_secs,
+            ),
+            ("campaigns.max_gateways", self.campaigns.max_gateways as u64),
+            (
+                "campaigns.nudge_timeout_secs",
+                self.campaigns.nudge_timeout_secs,
             ),
         ] {
             if v == 0 {

@@ -6,6 +6,7 @@ pub mod api; // the operator API (AWS IoT Wireless shapes), auth, error mapping
 pub mod app; // AppState passed to every handler; ids, secrets, timestamps
 pub mod applayer; // TS003/TS004/TS005/TS006 app-layer packages a FUOTA task speaks to devices
 pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads
+pub mod campaign; // rollout campaigns: waves, gates, rates, windows (decisions pure), the job
 pub mod cli; // the `stationkeeper` command line, one file per subcommand
 pub mod config; // the TOML config with env overrides (spec/running.md)
 pub mod cups; // the CUPS face: request, decision, answer encoder, handler

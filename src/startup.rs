@@ -148,6 +148,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
             cfg.api.auth_failures_per_source_per_min,
         ),
         fuota: Default::default(),
+        campaigns: crate::campaign::Campaigns::new(),
         shutdown: shutdown.clone(),
         config: cfg,
         store,
@@ -161,6 +162,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         tokio::spawn(crate::devices::run(app.clone()));
     }
     tokio::spawn(crate::devices::run_commands(app.clone(), commands));
+    tokio::spawn(crate::campaign::runner::run(app.clone()));
     let done = tokio::spawn(server::run(app.clone(), listeners, shutdown.clone()));
     Ok(Running {
         app,

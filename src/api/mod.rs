@@ -5,9 +5,11 @@
 mod access_keys;
 pub mod auth;
 mod blobs;
+mod campaigns;
 mod credentials;
 mod devices;
 mod error;
+mod fleet;
 mod fuota;
 mod fuota_devices;
 mod gateways;
@@ -48,6 +50,8 @@ pub fn router(app: App) -> Router {
             app.clone(),
             idempotency::layer,
         ))
+        .merge(campaigns::routes())
+        .merge(fleet::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     let s3 = s3::router(app.clone());
     let api = Router::new()

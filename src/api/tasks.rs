@@ -17,8 +17,9 @@ use super::gateways::find;
 use super::{missing, ApiError, ApiJson, ApiQuery, Page};
 use crate::app::{new_id, now, App};
 use crate::cups::answer::MAX_UPDATE_LEN;
+use crate::firmware::range::VersionRange;
 use crate::firmware::signature::{self, RawKey};
-use crate::firmware::task::{Status, Version};
+use crate::firmware::task::{Current, Status, Version};
 use crate::store::{tags, DefinitionRow};
 
 pub fn routes() -> Router<App> {
@@ -62,11 +63,35 @@ struct UpdateIn {
 struct LoRaWanUpdate {
     sig_key_crc: u32,
     update_signature: String,
-    current_version: VersionIn,
+    current_version: Option<VersionIn>,
+    /// Ours, not AWS's: every version in a range instead of one exact version.
+    current_version_range: Option<VersionIn>,
     update_version: Option<VersionIn>,
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `CurrentVersion` and `CurrentVersionRange`; a range is parsed
+/// here and refused with its field and the position of the error.
+fn current_of(l: &LoRaWanUpdate) -> Result<Current, ApiError> {
+    match (&l.current_version, &l.current_version_range) {
+        (Some(v), None) => Ok(Current::Exact(v.clone().into())),
+        (None, Some(r)) => VersionRange::parse(
+            "LoRaWAN.CurrentVersionRange",
+            &r.package_version,
+            &r.station,
+            &r.model,
+        )
+        .map(Current::Range)
+        .map_err(|e| ApiError::validation(format!("{e}; a range looks like {{\"PackageVersion\": \">=1.0.0, <1.2.0\", \"Station\": \"2.0.*\", \"Model\": \"rpi\"}}"))),
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "LoRaWAN has both CurrentVersion and CurrentVersionRange; give one",
+        )),
+        (None, None) => Err(ApiError::validation(
+            "LoRaWAN needs CurrentVersion (one exact version, as AWS) or CurrentVersionRange (a semver range of PackageVersion)",
+        )),
+    }
+}
+
+#[derive(Deserialize, Clone)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct VersionIn {
     package_version: String,
@@ -84,8 +109,19 @@ impl From<VersionIn> for Version {
     }
 }
 
-fn version_json(v: &Version) -> Value {
+pub(crate) fn version_json(v: &Version) -> Value {
     json!({"PackageVersion": v.package, "Model": v.model, "Station": v.station})
+}
+
+/// `CurrentVersion` or `CurrentVersionRange`, as the definition was created.
+pub(crate) fn current_json(c: &Current) -> (&'static str, Value) {
+    match c {
+        Current::Exact(v) => ("CurrentVersion", version_json(v)),
+        Current::Range(r) => (
+            "CurrentVersionRange",
+            json!({"PackageVersion": r.package(), "Model": r.model.as_str(), "Station": r.station.as_str()}),
+        ),
+    }
 }
 
 async fn create(
@@ -94,6 +130,7 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     tags::validate(&b.tags).map_err(ApiError::validation)?;
     let l = b.update.lorawan;
+    let current = current_of(&l)?;
     let blob = existing_blob(&app, "UpdateDataSource", &b.update.update_data_source).await?;
     if blob.size > MAX_UPDATE_LEN {
         return Err(ApiError::validation(format!(
@@ -147,7 +184,7 @@ async fn create(
             sig_key_crc: l.sig_key_crc,
             signature: der,
             verified,
-            current: l.current_version.into(),
+            current,
             update: l.update_version.map(Into::into),
             created_at: now(),
         })
@@ -190,8 +227,9 @@ async fn list(
         |after, n| app.store.list_definitions(after, n),
         |d| d.id.clone(),
         |d| {
+            let (key, current) = current_json(&d.current);
             json!({"Id": d.id, "Arn": super::devices::arn(tags::TASK_DEFINITION, &d.id), "Name": d.name, "LoRaWAN": {
-                "CurrentVersion": version_json(&d.current),
+                key: current,
                 "UpdateVersion": d.update.as_ref().map(version_json),
             }})
         },
@@ -215,6 +253,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         tc.insert(s.as_str().to_string(), json!(n));
     }
     use base64::Engine;
+    let (key, current) = current_json(&d.current);
     Ok(Json(json!({
         "Id": d.id,
         "Arn": super::devices::arn(tags::TASK_DEFINITION, &d.id),
@@ -225,7 +264,7 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
             "LoRaWAN": {
                 "SigKeyCrc": d.sig_key_crc,
                 "UpdateSignature": base64::engine::general_purpose::STANDARD.encode(&d.signature),
-                "CurrentVersion": version_json(&d.current),
+                key: current,
                 "UpdateVersion": d.update.as_ref().map(version_json),
             }
         },

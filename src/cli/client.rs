@@ -89,7 +89,7 @@ impl ApiClient {
     pub async fn list_all(&self, path: &str, key: &str) -> Result<Value, String> {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
-        // The path may carry filters of its own (`?fuotaTaskId=…`).
+        // The path may carry filters of its own (`?fuotaTaskId=…`, `?status=FAILED`).
         let sep = if path.contains('?') { '&' } else { '?' };
         loop {
             let url = match &token {

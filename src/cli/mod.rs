@@ -3,6 +3,7 @@
 //! except `pki init`, `keys generate` and `sign`, which work on local files.
 
 mod access_keys;
+mod campaigns;
 mod client;
 mod devices;
 mod firmware;
@@ -67,6 +68,11 @@ enum Command {
     /// disable, enable, delete.
     #[command(alias = "access-key")]
     AccessKeys(access_keys::AccessKeysArgs),
+    /// Rollout campaigns: waves, gate, rates, windows; watch them live.
+    #[command(alias = "campaign")]
+    Campaigns(campaigns::CampaignsArgs),
+    /// The fleet at a glance: versions, online, open tasks, campaigns, attention.
+    Fleet(campaigns::FleetArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -135,6 +141,8 @@ pub fn main() -> ExitCode {
             Command::ServiceProfiles(a) => devices::service_profiles(a).await,
             Command::Devices(a) => devices::devices(a).await,
             Command::AccessKeys(a) => access_keys::run(a).await,
+            Command::Campaigns(a) => campaigns::run(a).await,
+            Command::Fleet(a) => campaigns::fleet(a).await,
         }
     });
     match result {

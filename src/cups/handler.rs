@@ -15,7 +15,7 @@ use axum::Router;
 use http_body_util::{BodyExt, Limited};
 
 use super::answer::AnswerHead;
-use super::decide::{decide, Target, UpdateSection, Wanted};
+use super::decide::{decide, Decision, Target, UpdateSection, Wanted};
 use super::request::UpdateInfo;
 use super::throttle::Throttled;
 use crate::app::{now, App, AppState};
@@ -28,7 +28,7 @@ use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
     Contact, CredState, Credential, CupsReport, DefinitionRow, FirmwareContext, Gateway,
-    NewGateway, Origin, PollRecord, Registration, StoreError,
+    NewGateway, Origin, PollContext, PollRecord, Registration, StoreError,
 };
 
 /// How often one poll re-plans after losing a race for its gateway's task
@@ -151,16 +151,55 @@ async fn update_info(State(app): State<App>, req: Request) -> Response {
     }
 }
 
+/// One poll, from the request to the answer, as named steps in the order they run.
+/// Each step either hands the next one what it needs or refuses the poll.
 async fn handle(
     app: &AppState,
     conn: &ConnInfo,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
+    let poll = identify(app, conn, headers, body).await?;
+    let mut ctx = load(app, conn, &poll).await?;
+    let proof = authenticate_poll(app, &poll, &ctx)?;
+    app.lns.nudges.done(poll.eui);
+    provision(app, &poll, &mut ctx, proof.is_none()).await?;
+    let recorded = plan_and_record(app, conn, &poll, ctx, proof.as_ref()).await?;
+    log_transitions(poll.eui, &recorded.plan);
+    Ok(answer(app, conn, poll.eui, recorded))
+}
+
+/// A parsed poll and who it claims to come from.
+struct Poll {
+    eui: crate::eui::Eui,
+    info: UpdateInfo,
+    evidence: Evidence,
+    reported: Version,
+    register_mode: bool,
+}
+
+impl Poll {
+    /// The refusal for a store failure, logged here with the gateway's EUI.
+    fn internal(&self, e: &dyn std::fmt::Display) -> Refusal {
+        tracing::error!(gateway = %self.eui, "CUPS poll failed: {e}");
+        Refusal::internal()
+    }
+}
+
+/// Step 1, identify: read and parse the body and gather the evidence (client
+/// certificate, token). Without a certificate or a token nothing can prove an id,
+/// so a prober gets its 403 without costing a database lookup. Only open
+/// registration admits such a poll (a gateway it registered that has no
+/// credentials yet).
+async fn identify(
+    app: &AppState,
+    conn: &ConnInfo,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Poll, Refusal> {
     let bytes = read_body(app, body).await?;
     let info = UpdateInfo::parse(&bytes)
         .map_err(|e| Refusal::plain(StatusCode::BAD_REQUEST, Reason::BadRequest, e.to_string()))?;
-    let eui = info.router;
     let evidence = Evidence {
         cert: conn.cert.clone(),
         token_sha256: token_evidence(
@@ -169,14 +208,8 @@ async fn handle(
                 .and_then(|v| v.to_str().ok()),
         ),
     };
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!(gateway = %eui, "CUPS poll failed: {e}");
-        Refusal::internal()
-    };
     let register_mode = app.config.gateways.unknown == UnknownGateways::Register;
-    // Without a certificate or a token nothing can prove an id, so a prober gets
-    // its 403 without costing a database lookup. Only open registration admits
-    // such a poll (a gateway it registered that has no credentials yet).
+    let eui = info.router;
     if evidence.cert.is_none() && evidence.token_sha256.is_none() && !register_mode {
         return Err(Refusal::forbidden(
             Reason::NoCredentials,
@@ -188,122 +221,163 @@ async fn handle(
         package: info.package.clone(),
         model: info.model.clone(),
     };
+    Ok(Poll {
+        eui,
+        info,
+        evidence,
+        reported,
+        register_mode,
+    })
+}
 
-    let mut ctx = match app.store.poll_context(eui, reported.clone()).await.map_err(|e| internal(&e))? {
-        Some(ctx) => ctx,
-        None if register_mode => {
+/// Step 2, load: the gateway with its credentials and tasks, registering an
+/// unknown EUI in register mode; any other unknown EUI gets 403.
+async fn load(app: &AppState, conn: &ConnInfo, poll: &Poll) -> Result<PollContext, Refusal> {
+    let eui = poll.eui;
+    let loaded = app
+        .store
+        .poll_context(eui, poll.reported.clone())
+        .await
+        .map_err(|e| poll.internal(&e))?;
+    match loaded {
+        Some(ctx) => Ok(ctx),
+        None if poll.register_mode => {
             register(app, conn, eui).await?;
             app.store
-                .poll_context(eui, reported.clone())
+                .poll_context(eui, poll.reported.clone())
                 .await
-                .map_err(|e| internal(&e))?
-                .ok_or_else(|| internal(&"registered gateway vanished"))?
+                .map_err(|e| poll.internal(&e))?
+                .ok_or_else(|| poll.internal(&"registered gateway vanished"))
         }
-        None => {
-            return Err(Refusal::forbidden(
-                Reason::UnknownGateway,
-                format!("unknown router {eui} ({}); register it with `stationkeeper gateways create --eui {eui}` or set [gateways] unknown = \"register\"", eui.to_id6()),
-            ))
-        }
-    };
-    let gw = ctx.gateway.clone();
+        None => Err(Refusal::forbidden(
+            Reason::UnknownGateway,
+            format!("unknown router {eui} ({}); register it with `stationkeeper gateways create --eui {eui}` or set [gateways] unknown = \"register\"", eui.to_id6()),
+        )),
+    }
+}
 
+/// Step 3, authenticate: the proof that the evidence names this gateway, or
+/// `None` for a gateway open registration created that has not yet confirmed a
+/// CUPS generation (trust on first use). Gateways the operator created always
+/// need their credentials.
+fn authenticate_poll(
+    app: &AppState,
+    poll: &Poll,
+    ctx: &PollContext,
+) -> Result<Option<Proof>, Refusal> {
     let cn_binding = app.tls.issuer.is_none();
-    let proof = match authenticate(Service::Cups, eui, &evidence, &ctx.credentials, cn_binding) {
-        Ok(p) => Some(p),
-        // Open registration is trust on first use, and only for gateways it
-        // registered itself: until such a gateway has proved it holds a CUPS
-        // generation, it may poll without one. Gateways the operator created
-        // always need their credentials.
+    match authenticate(
+        Service::Cups,
+        poll.eui,
+        &poll.evidence,
+        &ctx.credentials,
+        cn_binding,
+    ) {
+        Ok(p) => Ok(Some(p)),
         Err(_)
-            if register_mode
-                && gw.gw.origin == Origin::Cups
+            if poll.register_mode
+                && ctx.gateway.gw.origin == Origin::Cups
                 && !ctx
                     .credentials
                     .iter()
                     .any(|c| c.service == Service::Cups && c.confirmed_at.is_some()) =>
         {
-            None
+            Ok(None)
         }
-        Err(reason) => {
-            return Err(Refusal::forbidden(
-                Reason::NotAuthenticated,
-                format!("gateway {eui} not authenticated: {reason}"),
-            ))
-        }
-    };
+        Err(reason) => Err(Refusal::forbidden(
+            Reason::NotAuthenticated,
+            format!("gateway {} not authenticated: {reason}", poll.eui),
+        )),
+    }
+}
 
-    // A gateway we send an LNS URI must be able to use it: give it an LNS token if
-    // it has no LNS credentials yet, and (open registration only) a CUPS token to
-    // prove itself next time.
+/// Step 4, provision: a gateway we send an LNS URI must be able to use it, so it
+/// gets an LNS token if it has no LNS credentials yet, and (open registration
+/// only) a CUPS token to prove itself next time. The credentials are then
+/// loaded again.
+async fn provision(
+    app: &AppState,
+    poll: &Poll,
+    ctx: &mut PollContext,
+    unproven: bool,
+) -> Result<(), Refusal> {
+    let gw = &ctx.gateway;
     let mut missing = vec![];
-    if target_uri(app, &gw, Service::Lns).is_some()
+    if target_uri(app, gw, Service::Lns).is_some()
         && current(&ctx.credentials, Service::Lns).is_none()
     {
         missing.push(Service::Lns);
     }
-    if proof.is_none() && current(&ctx.credentials, Service::Cups).is_none() {
+    if unproven && current(&ctx.credentials, Service::Cups).is_none() {
         missing.push(Service::Cups);
     }
     for service in &missing {
-        provisioning::issue(app, &gw, *service, CredKind::Token)
+        provisioning::issue(app, gw, *service, CredKind::Token)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(|e| poll.internal(&e))?;
     }
     if !missing.is_empty() {
         ctx.credentials = app
             .store
             .credentials(gw.gw.id.clone())
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(|e| poll.internal(&e))?;
     }
+    Ok(())
+}
 
-    // Firmware, the answer and its record. When another poll of this gateway
-    // moved its task first, the record is refused as stale: load the tasks again
-    // and re-plan. After MAX_REPLANS the poll is answered without touching tasks
-    // (the next poll steps them), so a burst of polls never gets a 5xx.
+/// What steps 5 and 6 settled: the task plan, the update (if one goes out), the
+/// answer head and the delivery attempt to record the download under.
+struct Recorded {
+    plan: task::Plan,
+    update: Option<(DefinitionRow, tokio::fs::File)>,
+    decision: Decision,
+    attempt: Option<i64>,
+    auth: String,
+}
+
+/// Steps 5 and 6, plan and record: plan the firmware, decide the answer, and
+/// record the poll in one transaction. When another poll of this gateway moved
+/// its task first, the record is refused as stale: load the tasks again and
+/// re-plan. After MAX_REPLANS the poll is answered without touching tasks (the
+/// next poll steps them), so a burst of polls never gets a 5xx. A settled poll
+/// (nothing new) writes only its contact time, behind.
+async fn plan_and_record(
+    app: &AppState,
+    conn: &ConnInfo,
+    poll: &Poll,
+    ctx: PollContext,
+    proof: Option<&Proof>,
+) -> Result<Recorded, Refusal> {
+    let gw = &ctx.gateway;
+    let info = &poll.info;
     let reported = Reported {
-        version: reported,
+        version: poll.reported.clone(),
         keys: info.keys.clone(),
     };
-    let wanted = wanted(app, &gw, &ctx.credentials);
+    let wanted = wanted(app, gw, &ctx.credentials);
     // Station copies its regular set to cups-bak once, on its first successful
     // poll: the generation that authenticated that poll must keep working.
-    let backup = match &proof {
+    let backup = match proof {
         Some(Proof::Generation { generation, .. }) if gw.last_report.is_none() => {
             Some((Service::Cups, *generation))
         }
         _ => None,
     };
-    let auth = proof
-        .as_ref()
-        .map_or_else(|| "none (open registration)".to_string(), Proof::describe);
-    let report = CupsReport {
-        at: now(),
-        peer: conn.remote.to_string(),
-        station: info.station.clone(),
-        model: info.model.clone(),
-        package: info.package.clone(),
-        keys: info.keys.clone(),
-        cups_uri: info.cups_uri.clone(),
-        tc_uri: info.tc_uri.clone(),
-        cups_cred_crc: info.cups_cred_crc,
-        tc_cred_crc: info.tc_cred_crc,
-        auth: auth.clone(),
-    };
+    let auth = proof.map_or_else(|| "none (open registration)".to_string(), Proof::describe);
+    let report = report_of(info, conn, &auth);
     let mut fw = ctx.firmware;
     let mut replans = 0;
-    let (plan, update, decision, attempt) = loop {
-        let (plan, update) = plan_firmware(app, eui, &fw, &reported).await;
+    loop {
+        let (plan, update) = plan_firmware(app, poll.eui, &gw.gw.id, &fw, &reported).await;
         let section = update.as_ref().map(|(d, _)| UpdateSection {
             key_crc: d.sig_key_crc,
             signature: d.signature.clone(),
             len: d.blob_size as u32,
         });
-        let decision = decide(&info, &wanted, section.as_ref());
-        decision.head.validate().map_err(|e| internal(&e))?;
+        let decision = decide(info, &wanted, section.as_ref());
+        decision.head.validate().map_err(|e| poll.internal(&e))?;
         let confirmed = news(&decision.confirmed, &ctx.credentials);
-        // A settled gateway's poll changes only its last-contact time: written behind.
         let settled = confirmed.is_empty()
             && backup.is_none()
             && plan.changes.is_empty()
@@ -320,7 +394,13 @@ async fn handle(
                     auth: report.auth.clone(),
                 },
             );
-            break (plan, update, decision, None);
+            return Ok(Recorded {
+                plan,
+                update,
+                decision,
+                attempt: None,
+                auth,
+            });
         }
         app.contacts.forget(&gw.gw.id);
         let recorded = app
@@ -335,22 +415,53 @@ async fn handle(
             })
             .await;
         match recorded {
-            Ok(attempt) => break (plan, update, decision, attempt),
+            Ok(attempt) => {
+                return Ok(Recorded {
+                    plan,
+                    update,
+                    decision,
+                    attempt,
+                    auth,
+                })
+            }
             Err(StoreError::Stale(why)) => {
                 replans += 1;
-                tracing::debug!(gateway = %eui, replans, "re-planning a poll: {why}");
+                tracing::debug!(gateway = %poll.eui, replans, "re-planning a poll: {why}");
                 fw = if replans < MAX_REPLANS {
                     app.store
                         .firmware_context(gw.gw.id.clone(), reported.version.clone())
                         .await
-                        .map_err(|e| internal(&e))?
+                        .map_err(|e| poll.internal(&e))?
                 } else {
                     FirmwareContext::default()
                 };
             }
-            Err(e) => return Err(internal(&e)),
+            Err(e) => return Err(poll.internal(&e)),
         }
-    };
+    }
+}
+
+/// The report a poll stores: what the gateway said, when, from where and how it
+/// proved itself.
+fn report_of(info: &UpdateInfo, conn: &ConnInfo, auth: &str) -> CupsReport {
+    CupsReport {
+        at: now(),
+        peer: conn.remote.to_string(),
+        station: info.station.clone(),
+        model: info.model.clone(),
+        package: info.package.clone(),
+        keys: info.keys.clone(),
+        cups_uri: info.cups_uri.clone(),
+        tc_uri: info.tc_uri.clone(),
+        cups_cred_crc: info.cups_cred_crc,
+        tc_cred_crc: info.tc_cred_crc,
+        auth: auth.to_string(),
+    }
+}
+
+/// Every task status change is one `task transition` event, after the record
+/// committed.
+fn log_transitions(eui: crate::eui::Eui, plan: &task::Plan) {
     for c in &plan.changes {
         if Some(c.to) != c.from {
             tracing::info!(
@@ -363,16 +474,21 @@ async fn handle(
             );
         }
     }
+}
 
-    let h = &decision.head;
+/// Step 7, answer: the head, then the update file when one goes out, with the
+/// exact total as `Content-Length`. The download's end is recorded on its
+/// attempt (`Delivered` or `Interrupted`).
+fn answer(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui, r: Recorded) -> Response {
+    let h = &r.decision.head;
     // A fleet polls all day; only answers that change something are news.
     if *h == AnswerHead::nothing() {
-        tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %auth, "CUPS poll answered: nothing to do");
+        tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %r.auth, "CUPS poll answered: nothing to do");
     } else {
         tracing::info!(
             gateway = %eui,
             peer = %conn.remote,
-            auth = %auth,
+            auth = %r.auth,
             cups_uri = h.cups_uri.is_some(),
             tc_uri = h.tc_uri.is_some(),
             cups_cred = h.cups_cred.is_some(),
@@ -383,7 +499,7 @@ async fn handle(
     }
     let head = Bytes::from(h.encode());
     let length = h.content_length();
-    let body = match (update, attempt) {
+    let body = match (r.update, r.attempt) {
         (Some((_, file)), Some(attempt)) => {
             let store = app.store.clone();
             let runtime = tokio::runtime::Handle::current();
@@ -402,7 +518,7 @@ async fn handle(
         }
         _ => Body::from(head),
     };
-    Ok((
+    (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -410,7 +526,7 @@ async fn handle(
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Plans the firmware part of a poll: step the open task, or start the first
@@ -420,6 +536,7 @@ async fn handle(
 async fn plan_firmware(
     app: &AppState,
     eui: crate::eui::Eui,
+    gateway_id: &str,
     fw: &FirmwareContext,
     reported: &Reported,
 ) -> (task::Plan, Option<(DefinitionRow, tokio::fs::File)>) {
@@ -428,6 +545,11 @@ async fn plan_firmware(
     let Some(change) = plan.delivery().cloned() else {
         return (plan, None);
     };
+    // The campaign step: a gateway in an open wave may have to wait (window, FUOTA).
+    if let Some(why) = app.campaigns.hold(gateway_id) {
+        hold_delivery(&mut plan, why);
+        return (plan, None);
+    }
     let def = fw
         .open
         .iter()
@@ -439,13 +561,22 @@ async fn plan_firmware(
         Ok(file) => (plan, Some((def.clone(), file))),
         Err(e) => {
             tracing::error!(gateway = %eui, definition = %def.id, "cannot deliver update: {e}");
-            for c in plan.changes.iter_mut().filter(|c| c.deliver) {
-                c.deliver = false;
-                c.to = c.from.unwrap_or(task::Status::Pending);
-                c.reason = format!("the update file cannot be read on the server ({e}); it is sent once that is fixed");
-            }
+            hold_delivery(
+                &mut plan,
+                format!("the update file cannot be read on the server ({e}); it is sent once that is fixed"),
+            );
             (plan, None)
         }
+    }
+}
+
+/// Keeps the delivering change where it was, with `why` as its reason: nothing
+/// is sent on this poll and the next one tries again.
+fn hold_delivery(plan: &mut task::Plan, why: String) {
+    for c in plan.changes.iter_mut().filter(|c| c.deliver) {
+        c.deliver = false;
+        c.to = c.from.unwrap_or(task::Status::Pending);
+        c.reason = why.clone();
     }
 }
 

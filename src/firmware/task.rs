@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use super::range::VersionRange;
+
 /// The most times one task's update is sent: IN_PROGRESS, FIRST_RETRY and
 /// SECOND_RETRY each send it once. The store enforces it too, against races.
 pub const MAX_DELIVERIES: u32 = 3;
@@ -81,12 +83,38 @@ impl fmt::Display for Version {
     }
 }
 
+/// The versions a definition updates: AWS's exact `CurrentVersion`, or our
+/// `CurrentVersionRange`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Current {
+    Exact(Version),
+    Range(VersionRange),
+}
+
+impl Current {
+    pub fn matches(&self, v: &Version) -> bool {
+        match self {
+            Current::Exact(e) => e == v,
+            Current::Range(r) => r.matches(v),
+        }
+    }
+}
+
+impl fmt::Display for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Current::Exact(v) => v.fmt(f),
+            Current::Range(r) => r.fmt(f),
+        }
+    }
+}
+
 /// The parts of a task definition the state machine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Definition {
     pub id: String,
     pub key_crc: u32,
-    pub current: Version,
+    pub current: Current,
     pub update: Option<Version>,
 }
 
@@ -141,7 +169,7 @@ impl Plan {
 fn reached(reported: &Version, def: &Definition) -> bool {
     match &def.update {
         Some(u) => reported == u,
-        None => reported != &def.current,
+        None => !def.current.matches(reported),
     }
 }
 
@@ -162,7 +190,7 @@ pub fn step(status: Status, def: &Definition, r: &Reported) -> (Status, bool, St
         };
         return (Completed, false, why.into());
     }
-    if v != &def.current {
+    if !def.current.matches(v) {
         return match status {
             Pending => (
                 Pending,
@@ -265,9 +293,28 @@ mod tests {
         Definition {
             id: id.into(),
             key_crc: 0x1D1E_9F14,
-            current: v(from),
+            current: Current::Exact(v(from)),
             update: to.map(v),
         }
+    }
+
+    #[test]
+    fn a_range_definition_takes_every_version_in_its_range() {
+        let range = VersionRange::parse("r", ">=1.0.0, <1.2.0", "2.0.6*", "rpi").unwrap();
+        let d = Definition {
+            current: Current::Range(range),
+            ..def("d", "1.0.0", Some("1.2.0"))
+        };
+        let r = |p: &str| Reported {
+            version: v(p),
+            keys: vec![0x1D1E_9F14],
+        };
+        assert_eq!(step(Pending, &d, &r("1.1.3")).0, InProgress);
+        assert_eq!(step(Pending, &d, &r("1.0.0")).0, InProgress);
+        assert_eq!(step(Pending, &d, &r("0.9.0")).0, Pending);
+        assert_eq!(step(InProgress, &d, &r("1.2.0")).0, Completed);
+        assert_eq!(step(InProgress, &d, &r("1.1.3")).0, FirstRetry);
+        assert_eq!(step(InProgress, &d, &r("2.0.0")).0, Failed);
     }
 
     fn rep(package: &str) -> Reported {

@@ -144,6 +144,11 @@ async fn discover(
             json!({"router": clip(&router.to_string()), "error": format!("bad router id: {e}")})
         }
         Ok(eui) => match admit(app, eui, &evidence(conn, headers)).await {
+            // Station answers a discovery error by running CUPS (the nudge).
+            Ok(_) if app.lns.nudges.active(eui) => {
+                tracing::info!(gateway = %eui, peer = %conn.remote, "LNS discovery answered with an error: nudged to run CUPS");
+                json!({"router": router, "error": super::nudge::DISCOVERY_ERROR})
+            }
             Ok(gw) => {
                 let uri = traffic_uri(app, &gw, headers);
                 tracing::info!(gateway = %eui, peer = %conn.remote, uri = %uri, "LNS discovery");
@@ -195,6 +200,14 @@ async fn traffic(
             return (StatusCode::FORBIDDEN, REFUSED).into_response();
         }
     };
+    // A nudged station's direct reconnects fail, so it goes through discovery.
+    if app.lns.nudges.active(eui) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            super::nudge::DISCOVERY_ERROR,
+        )
+            .into_response();
+    }
     let peer = conn.remote.ip();
     configure(ws).on_upgrade(move |socket| super::session::run(app, gw, peer, socket))
 }

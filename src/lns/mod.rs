@@ -10,6 +10,7 @@ pub mod downlink;
 pub mod dutycycle;
 mod handler;
 pub mod msg;
+pub mod nudge;
 pub mod regions;
 pub mod registry;
 mod session;
@@ -52,6 +53,8 @@ pub struct Lns {
     next_diid: AtomicI64,
     /// The duty-cycle budget every downlink spends from.
     pub budget: dutycycle::Ledger,
+    /// Gateways asked to run CUPS now (`nudge`).
+    pub nudges: nudge::Nudges,
 }
 
 impl Lns {
@@ -67,6 +70,7 @@ impl Lns {
             // Start from the clock so diids differ across restarts.
             next_diid: AtomicI64::new(crate::lorawan::gps::unix_now_us()),
             budget: Default::default(),
+            nudges: Default::default(),
         }
     }
 

@@ -252,7 +252,13 @@ impl Session {
                     }
                 }
                 _ = self.handle.close.cancelled() => {
-                    return if self.app.shutdown.is_cancelled() { "server shutting down".into() } else { "replaced by a new connection".into() };
+                    return if self.app.shutdown.is_cancelled() {
+                        "server shutting down".into()
+                    } else if self.app.lns.nudges.active(self.eui) {
+                        "nudged: run a CUPS session now, then connect again".into()
+                    } else {
+                        "replaced by a new connection".into()
+                    };
                 }
             }
         }

@@ -7,8 +7,10 @@
 
 mod aws;
 mod blobs;
+mod campaigns;
 mod credentials;
 mod devices;
+mod fleet;
 mod fuota;
 mod fuota_devices;
 mod gateways;
@@ -18,6 +20,7 @@ mod tasks;
 
 pub use aws::{AccessKeyRow, IdempotentAnswer, S3Object};
 pub use blobs::{BlobRow, SigningKeyRow};
+pub use campaigns::{CampaignGateway, CampaignRow, Candidate, NewCampaign, Progress};
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
 };
@@ -25,6 +28,7 @@ pub use devices::{
     AcceptedUplink, ConfirmedOutcome, DeviceContext, DeviceRow, DownlinkReservation, NonceRule,
     OtaaKeys, ProfileKind, ProfileRow, QueueItem, SessionRow,
 };
+pub use fleet::{Fleet, VersionCount};
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use fuota_devices::FuotaDeviceRow;
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
@@ -48,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_registration.sql"),
     include_str!("migrations/0007_tags.sql"),
     include_str!("migrations/0008_fuota_devices.sql"),
+    include_str!("migrations/0009_campaigns.sql"),
     include_str!("migrations/0010_access_keys.sql"),
 ];
 

@@ -5,8 +5,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{Store, StoreError};
+use crate::firmware::range::VersionRange;
 use crate::firmware::task::{
-    Change, Definition, OpenTask, Status, TaskRef, Version, MAX_DELIVERIES,
+    Change, Current, Definition, OpenTask, Status, TaskRef, Version, MAX_DELIVERIES,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct DefinitionRow {
     pub sig_key_crc: u32,
     pub signature: Vec<u8>,
     pub verified: bool,
-    pub current: Version,
+    pub current: Current,
     pub update: Option<Version>,
     pub created_at: String,
 }
@@ -66,7 +67,7 @@ pub struct FirmwareContext {
 const DEF_COLUMNS: &str =
     "d.id, d.name, d.auto_create, d.blob_id, b.size, d.sig_key_crc, d.signature,
     d.verified, d.cur_station, d.cur_package, d.cur_model, d.upd_station, d.upd_package,
-    d.upd_model, d.created_at";
+    d.upd_model, d.created_at, d.range_package, d.range_station, d.range_model";
 
 const OPEN: &str = "('PENDING', 'IN_PROGRESS', 'FIRST_RETRY', 'SECOND_RETRY')";
 
@@ -83,10 +84,29 @@ fn def_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<DefinitionRow> {
         sig_key_crc: r.get(at + 5)?,
         signature: r.get(at + 6)?,
         verified: r.get(at + 7)?,
-        current: Version {
-            station: r.get(at + 8)?,
-            package: Some(r.get(at + 9)?),
-            model: r.get(at + 10)?,
+        current: match r.get::<_, Option<String>>(at + 15)? {
+            None => Current::Exact(Version {
+                station: r.get(at + 8)?,
+                package: Some(r.get(at + 9)?),
+                model: r.get(at + 10)?,
+            }),
+            // Checked when the definition was created; a row that no longer
+            // parses (a newer semver crate) is a database error, not a panic.
+            Some(package) => Current::Range(
+                VersionRange::parse(
+                    "CurrentVersionRange",
+                    &package,
+                    &r.get::<_, String>(at + 16)?,
+                    &r.get::<_, String>(at + 17)?,
+                )
+                .map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        at + 15,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+            ),
         },
         update: match (upd_station, upd_model) {
             (Some(station), Some(model)) => Some(Version {
@@ -133,7 +153,9 @@ pub(super) fn firmware_context(
         Some(package) => {
             let mut s = c.prepare_cached(&format!(
                 "SELECT {DEF_COLUMNS} FROM task_definitions d JOIN blobs b ON b.id = d.blob_id
-                 WHERE d.auto_create = 1 AND d.cur_station = ?1 AND d.cur_package = ?2 AND d.cur_model = ?3
+                 WHERE d.auto_create = 1
+                   AND ((d.range_package IS NULL AND d.cur_station = ?1 AND d.cur_package = ?2 AND d.cur_model = ?3)
+                        OR d.range_package IS NOT NULL)
                    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.gateway_id = ?4 AND t.definition_id = d.id)
                  ORDER BY d.seq"
             ))?;
@@ -141,7 +163,10 @@ pub(super) fn firmware_context(
                 params![reported.station, package, reported.model, gateway_id],
                 |r| def_from_row(r, 0),
             )?;
-            rows.collect::<Result<Vec<_>, _>>()?
+            // Ranges are matched here, not in SQL; they are few.
+            let mut defs = rows.collect::<Result<Vec<_>, _>>()?;
+            defs.retain(|d| d.current.matches(reported));
+            defs
         }
     };
     Ok(FirmwareContext { open, candidates })
@@ -247,10 +272,17 @@ impl Store {
     pub async fn insert_definition(&self, d: DefinitionRow) -> Result<(), StoreError> {
         self.run(move |c| {
             let upd = d.update.as_ref();
+            // A range definition keeps empty exact columns (NOT NULL) and its
+            // range texts beside them.
+            let (exact, range) = match &d.current {
+                Current::Exact(v) => (Some(v), None),
+                Current::Range(r) => (None, Some(r)),
+            };
             c.execute(
                 "INSERT INTO task_definitions (id, name, auto_create, blob_id, sig_key_crc, signature,
-                     verified, cur_station, cur_package, cur_model, upd_station, upd_package, upd_model, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     verified, cur_station, cur_package, cur_model, upd_station, upd_package, upd_model, created_at,
+                     range_package, range_station, range_model)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 params![
                     d.id,
                     d.name,
@@ -259,13 +291,16 @@ impl Store {
                     d.sig_key_crc,
                     d.signature,
                     d.verified,
-                    d.current.station,
-                    d.current.package,
-                    d.current.model,
+                    exact.map_or("", |v| &v.station),
+                    exact.and_then(|v| v.package.as_deref()).unwrap_or(""),
+                    exact.map_or("", |v| &v.model),
                     upd.map(|u| &u.station),
                     upd.and_then(|u| u.package.as_ref()),
                     upd.map(|u| &u.model),
-                    d.created_at
+                    d.created_at,
+                    range.map(|r| r.package()),
+                    range.map(|r| r.station.as_str()),
+                    range.map(|r| r.model.as_str()),
                 ],
             )?;
             Ok(())

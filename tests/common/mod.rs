@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 pub mod aws;
+pub mod campaign;
 pub mod firmware;
 pub mod fuota;
 pub mod fuota_device;
