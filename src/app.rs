@@ -32,6 +32,8 @@ pub struct AppState {
     pub fuota: crate::fuota::runner::Fuota,
     /// The device face: counters, NetID, integrations.
     pub devices: crate::devices::Devices,
+    /// Prometheus counters, histograms and gauges (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -19,6 +19,7 @@ pub mod integration; // device events to applications over MQTT/HTTP (ChirpStack
 pub mod lns; // the LNS face: Basics Station websocket sessions, router_config, downlinks
 pub mod logguard; // escaped, capped client input in logs; refusal counters and log budget
 pub mod lorawan; // time on air and GPS time
+pub mod metrics; // Prometheus metrics: one registry per server, GET /metrics
 pub mod pki; // CA, server and gateway certificates; the development PKI
 pub mod provisioning; // issuing credential generations and gateway files
 pub mod server; // listeners, accept loops, connection limits, shutdown

@@ -145,6 +145,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         refusals: crate::logguard::Refusals::new(&cfg.limits),
         registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
         fuota: Default::default(),
+        metrics: Default::default(),
         shutdown: shutdown.clone(),
         config: cfg,
         store,

@@ -35,6 +35,7 @@ pub fn router(app: App) -> Router {
         .merge(multicast::routes())
         .merge(fuota::routes())
         .merge(devices::routes())
+        .route("/metrics", get(crate::metrics::serve))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -51,6 +52,10 @@ pub fn router(app: App) -> Router {
                 "this path does not take that method; see the README's API reference",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::time_api,
+        ))
         .with_state(app)
 }
 

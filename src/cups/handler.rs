@@ -38,6 +38,10 @@ const MAX_REPLANS: u32 = 4;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/update-info", post(update_info))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::time_cups,
+        ))
         .with_state(app)
 }
 
@@ -101,6 +105,7 @@ impl IntoResponse for Refusal {
 
 /// Counts a refusal and logs it if its source still has log budget.
 fn log_refusal(app: &AppState, conn: &ConnInfo, r: &Refusal) {
+    app.metrics.cups_refused(r.reason);
     let Some(reason) = r.reason else { return };
     if let Some(suppressed) = app.refusals.note(reason, conn.remote.ip()) {
         tracing::warn!(peer = %conn.remote, status = r.status.as_u16(), "CUPS request refused: {}{suppressed}", r.detail);
@@ -353,6 +358,8 @@ async fn handle(
     };
     for c in &plan.changes {
         if Some(c.to) != c.from {
+            app.metrics
+                .task_transition(c.from.map_or("(new)", |s| s.as_str()), c.to.as_str());
             tracing::info!(
                 gateway = %eui,
                 definition = %c.definition_id,
@@ -365,6 +372,7 @@ async fn handle(
     }
 
     let h = &decision.head;
+    app.metrics.cups_answered(h);
     // A fleet polls all day; only answers that change something are news.
     if *h == AnswerHead::nothing() {
         tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %auth, "CUPS poll answered: nothing to do");
@@ -387,8 +395,10 @@ async fn handle(
         (Some((_, file)), Some(attempt)) => {
             let store = app.store.clone();
             let runtime = tokio::runtime::Handle::current();
+            let sent_bytes = app.metrics.update_bytes();
             Body::new(
                 FileBody::new(head, file, u64::from(h.update_len)).on_done(move |sent, complete| {
+                    sent_bytes.inc_by(sent);
                     if !complete {
                         tracing::warn!(gateway = %eui, sent, total = length, "update download interrupted");
                     }

@@ -8,6 +8,7 @@
 mod blobs;
 mod credentials;
 mod devices;
+mod fleet;
 mod fuota;
 mod gateways;
 mod lns;
@@ -22,6 +23,7 @@ pub use devices::{
     AcceptedUplink, ConfirmedOutcome, DeviceContext, DeviceRow, DownlinkReservation, NonceRule,
     OtaaKeys, ProfileKind, ProfileRow, QueueItem, SessionRow,
 };
+pub use fleet::FleetCounts;
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
