@@ -4,6 +4,7 @@
 pub mod admission; // the TLS handshake budget: slots, per-source shares
 pub mod api; // the operator API (AWS IoT Wireless shapes), auth, error mapping
 pub mod app; // AppState passed to every handler; ids, secrets, timestamps
+pub mod audit; // the audit log: one middleware records every state-changing operator call
 pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads
 pub mod cli; // the `stationkeeper` command line, one file per subcommand
 pub mod config; // the TOML config with env overrides (spec/running.md)

@@ -2,15 +2,19 @@
 //! bearer-token auth, the JSON body extractor that names bad fields, and paging.
 //! Handlers live in one file per resource family.
 
+mod audit;
 mod blobs;
+mod caller;
 mod credentials;
 mod devices;
 mod error;
 mod fuota;
 mod gateways;
 mod multicast;
+mod refusals;
 mod tasks;
 
+pub use caller::Caller;
 pub use error::{missing, ApiError};
 
 use axum::body::Body;
@@ -35,7 +39,13 @@ pub fn router(app: App) -> Router {
         .merge(multicast::routes())
         .merge(fuota::routes())
         .merge(devices::routes())
+        .merge(audit::routes())
+        .merge(refusals::routes())
         .route("/metrics", get(crate::metrics::serve))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::audit::record,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -64,7 +74,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -72,10 +82,18 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    let refused = match presented {
-        Some(t) if app.api_tokens.iter().any(|k| same(k.as_bytes(), t.as_bytes())) => return next.run(req).await,
-        Some(_) => "wrong API token",
-        None => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
+    let matched = presented.and_then(|t| {
+        app.api_tokens
+            .iter()
+            .position(|k| same(k.as_bytes(), t.as_bytes()))
+    });
+    let refused = match (matched, presented) {
+        (Some(i), _) => {
+            req.extensions_mut().insert(Caller::token(i, app.api_tokens.len()));
+            return next.run(req).await;
+        }
+        (None, Some(_)) => "wrong API token",
+        (None, None) => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
     };
     // Counted, and logged within the refusal budget: a token-guessing flood
     // must not become a flood of log lines. The token itself is never logged.

@@ -2,6 +2,7 @@
 //! subcommand is a client of the operator API (one file per subcommand family),
 //! except `pki init`, `keys generate` and `sign`, which work on local files.
 
+mod audit;
 mod client;
 mod devices;
 mod firmware;
@@ -9,6 +10,7 @@ mod fuota;
 mod gateways;
 mod keys;
 mod pki;
+mod refusals;
 mod serve;
 
 use std::path::PathBuf;
@@ -62,6 +64,12 @@ enum Command {
     ServiceProfiles(devices::ProfilesArgs),
     #[command(alias = "device")]
     Devices(devices::DevicesArgs),
+    /// The audit log of operator calls: who changed what, when.
+    Audit(audit::AuditArgs),
+    /// A gateway's last CUPS refusals: when, from where, why.
+    Refusals(refusals::RefusalsArgs),
+    /// Router ids the server does not know that polled CUPS lately.
+    UnknownRouters(refusals::UnknownArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -125,6 +133,9 @@ pub fn main() -> ExitCode {
             Command::DeviceProfiles(a) => devices::device_profiles(a).await,
             Command::ServiceProfiles(a) => devices::service_profiles(a).await,
             Command::Devices(a) => devices::devices(a).await,
+            Command::Audit(a) => audit::run(a).await,
+            Command::Refusals(a) => refusals::refusals(a).await,
+            Command::UnknownRouters(a) => refusals::unknown(a).await,
         }
     });
     match result {

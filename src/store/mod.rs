@@ -5,6 +5,7 @@
 //! outside this module sees a rusqlite type: callers get plain structs and
 //! `StoreError`, so another backend can slot in behind the same functions.
 
+mod audit;
 mod blobs;
 mod credentials;
 mod devices;
@@ -15,6 +16,7 @@ mod lns;
 pub mod tags;
 mod tasks;
 
+pub use audit::{AuditEntry, AuditFilter};
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_devices.sql"),
     include_str!("migrations/0006_registration.sql"),
     include_str!("migrations/0007_tags.sql"),
+    include_str!("migrations/0011_audit.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
