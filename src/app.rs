@@ -26,6 +26,8 @@ pub struct AppState {
     pub contacts: crate::cups::contacts::Contacts,
     /// Refused requests by reason, and the budget for logging them.
     pub refusals: crate::logguard::Refusals,
+    /// The last CUPS refusals per gateway and the unknown routers seen.
+    pub refused: crate::cups::refused::RefusalLog,
     /// Open registration's per-source and global rate limits.
     pub registrations: crate::cups::throttle::RegistrationThrottle,
     /// Running FUOTA jobs (the scheduler's side of the stored tasks).

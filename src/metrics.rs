@@ -59,6 +59,7 @@ pub struct Metrics {
     fuota_tasks: IntGaugeVec,
     lns_connected: IntGauge,
     gateways: IntGauge,
+    unknown_routers: IntGauge,
     /// Held while a scrape copies mirrors, so two scrapes never add the same delta.
     scrape: Mutex<()>,
 }
@@ -168,6 +169,10 @@ impl Metrics {
                 "Gateways with an open LNS websocket.",
             )?,
             gateways: gauge("gateways", "Registered wireless gateways.")?,
+            unknown_routers: gauge(
+                "cups_unknown_routers",
+                "Unknown router ids remembered from refused CUPS polls ([console] unknown_routers at most).",
+            )?,
             scrape: Mutex::new(()),
             registry,
         };
@@ -181,6 +186,8 @@ impl Metrics {
         for outcome in ["transmitted", "not_transmitted"] {
             m.fuota_frames.with_label_values(&[outcome]);
         }
+        // The first transition of every task, so the family is there from the start.
+        m.task_transitions.with_label_values(&["(new)", "PENDING"]);
         Ok(m)
     }
 
@@ -258,11 +265,21 @@ impl Metrics {
         for (status, n) in &counts.open_tasks {
             self.open_tasks.with_label_values(&[status]).set(*n);
         }
-        self.fuota_tasks.reset();
+        use crate::fuota::job::Status as F;
+        for s in [
+            F::Pending,
+            F::SessionWaiting,
+            F::InSession,
+            F::Done,
+            F::DeleteWaiting,
+        ] {
+            self.fuota_tasks.with_label_values(&[s.as_str()]).set(0);
+        }
         for (status, n) in &counts.fuota_tasks {
             self.fuota_tasks.with_label_values(&[status]).set(*n);
         }
         self.gateways.set(counts.gateways);
+        self.unknown_routers.set(app.refused.unknown_count() as i64);
         self.lns_connected.set(app.lns.connected().len() as i64);
         let mut out = Vec::new();
         // The text encoder only fails on a writer error; a Vec has none.

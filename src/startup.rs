@@ -143,6 +143,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         lns: crate::lns::Lns::new(cfg.lns.clone()),
         contacts: Default::default(),
         refusals: crate::logguard::Refusals::new(&cfg.limits),
+        refused: crate::cups::refused::RefusalLog::new(&cfg.console),
         registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
         fuota: Default::default(),
         metrics: Default::default(),

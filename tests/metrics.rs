@@ -260,3 +260,42 @@ async fn counters_move_with_polls_refusals_tasks_and_uplinks() {
         ) >= 2.0
     );
 }
+
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_names_the_server_exports() {
+    let srv = TestServer::start().await;
+    // The second scrape holds the first one's duration.
+    scrape(&srv).await;
+    let text = scrape(&srv).await;
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut used = 0;
+    for panel in v["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("stationkeeper_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = name.strip_suffix("_bucket").unwrap_or(&name);
+                assert!(
+                    families.contains(&family),
+                    "dashboard panel {:?} uses {name}, which /metrics does not export",
+                    panel["title"]
+                );
+                used += 1;
+            }
+        }
+    }
+    assert!(used > 10);
+}

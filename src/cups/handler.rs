@@ -50,6 +50,8 @@ struct Refusal {
     status: StatusCode,
     /// Counted; `None` for an internal failure, which is logged where it happens.
     reason: Option<Reason>,
+    /// The router id the request claimed, once it was read.
+    router: Option<crate::eui::Eui>,
     /// The answer's text.
     answer: String,
     /// The log line's text; more than the answer for 403s.
@@ -67,16 +69,18 @@ impl Refusal {
         Refusal {
             status,
             reason: Some(reason),
+            router: None,
             answer: text.clone(),
             detail: text,
         }
     }
 
-    /// A 403: the uniform answer, the detail for the log only.
-    fn forbidden(reason: Reason, detail: String) -> Refusal {
+    /// A 403 to `router`: the uniform answer, the detail for the log only.
+    fn forbidden(reason: Reason, router: crate::eui::Eui, detail: String) -> Refusal {
         Refusal {
             status: StatusCode::FORBIDDEN,
             reason: Some(reason),
+            router: Some(router),
             answer: FORBIDDEN.into(),
             detail,
         }
@@ -86,6 +90,7 @@ impl Refusal {
         Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             reason: None,
+            router: None,
             answer: "internal error".into(),
             detail: String::new(),
         }
@@ -107,6 +112,7 @@ impl IntoResponse for Refusal {
 fn log_refusal(app: &AppState, conn: &ConnInfo, r: &Refusal) {
     app.metrics.cups_refused(r.reason);
     let Some(reason) = r.reason else { return };
+    app.refused.note(r.router, reason, conn.remote, &r.detail);
     if let Some(suppressed) = app.refusals.note(reason, conn.remote.ip()) {
         tracing::warn!(peer = %conn.remote, status = r.status.as_u16(), "CUPS request refused: {}{suppressed}", r.detail);
     }
@@ -185,6 +191,7 @@ async fn handle(
     if evidence.cert.is_none() && evidence.token_sha256.is_none() && !register_mode {
         return Err(Refusal::forbidden(
             Reason::NoCredentials,
+            eui,
             format!("router {eui} presented no client certificate and no token"),
         ));
     }
@@ -207,6 +214,7 @@ async fn handle(
         None => {
             return Err(Refusal::forbidden(
                 Reason::UnknownGateway,
+                eui,
                 format!("unknown router {eui} ({}); register it with `stationkeeper gateways create --eui {eui}` or set [gateways] unknown = \"register\"", eui.to_id6()),
             ))
         }
@@ -233,6 +241,7 @@ async fn handle(
         Err(reason) => {
             return Err(Refusal::forbidden(
                 Reason::NotAuthenticated,
+                eui,
                 format!("gateway {eui} not authenticated: {reason}"),
             ))
         }
@@ -473,6 +482,7 @@ async fn register(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui) -> Resu
         };
         return Err(Refusal::forbidden(
             Reason::RegistrationRefused,
+            eui,
             format!("unknown router {eui}: open registration is throttled ({who} reached [gateways] {key}); a later poll is admitted"),
         ));
     }
@@ -496,6 +506,7 @@ async fn register(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui) -> Resu
         Ok(Registration::AlreadyThere(_)) => Ok(()),
         Ok(Registration::Full { unconfirmed }) => Err(Refusal::forbidden(
             Reason::RegistrationRefused,
+            eui,
             format!("unknown router {eui}: {unconfirmed} gateways that open registration created have not confirmed their credentials ([gateways] max_unconfirmed); delete stale ones or raise the limit"),
         )),
         Err(e) => {
