@@ -34,6 +34,8 @@ pub struct AppState {
     pub fuota: crate::fuota::runner::Fuota,
     /// The device face: counters, NetID, integrations.
     pub devices: crate::devices::Devices,
+    /// Signed-in web console sessions.
+    pub console: crate::console::session::Sessions,
     /// Prometheus counters, histograms and gauges (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.

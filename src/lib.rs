@@ -8,6 +8,7 @@ pub mod audit; // the audit log: one middleware records every state-changing ope
 pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads
 pub mod cli; // the `stationkeeper` command line, one file per subcommand
 pub mod config; // the TOML config with env overrides (spec/running.md)
+pub mod console; // the web console at /console/: server-rendered pages over the API
 pub mod cups; // the CUPS face: request, decision, answer encoder, handler
 pub mod devices; // the device face: LoRaWAN 1.0.x network and join server
 pub mod eui; // EUI-64 / ID6 parsing and formatting

@@ -147,6 +147,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),
         fuota: Default::default(),
         metrics: Default::default(),
+        console: crate::console::session::Sessions::new(&cfg.console),
         shutdown: shutdown.clone(),
         config: cfg,
         store,

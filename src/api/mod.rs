@@ -50,6 +50,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(authed)
+        .merge(crate::console::router(app.clone()))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -74,6 +75,14 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The caller a bearer token names, if it is one of the configured tokens.
+pub(crate) fn token_caller(app: &crate::app::AppState, token: &str) -> Option<Caller> {
+    app.api_tokens
+        .iter()
+        .position(|k| same(k.as_bytes(), token.as_bytes()))
+        .map(|i| Caller::token(i, app.api_tokens.len()))
+}
+
 async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
@@ -82,14 +91,15 @@ async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> 
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    let matched = presented.and_then(|t| {
-        app.api_tokens
-            .iter()
-            .position(|k| same(k.as_bytes(), t.as_bytes()))
-    });
+    let matched = presented.and_then(|t| token_caller(&app, t));
     let refused = match (matched, presented) {
-        (Some(i), _) => {
-            req.extensions_mut().insert(Caller::token(i, app.api_tokens.len()));
+        (Some(caller), _) => {
+            // A Caller already there was put by the console, which calls this API
+            // in-process for a signed-in session: the token is checked all the
+            // same, and the audit log names the session.
+            if req.extensions().get::<Caller>().is_none() {
+                req.extensions_mut().insert(caller);
+            }
             return next.run(req).await;
         }
         (None, Some(_)) => "wrong API token",

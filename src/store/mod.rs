@@ -7,6 +7,7 @@
 
 mod audit;
 mod blobs;
+mod console;
 mod credentials;
 mod devices;
 mod fleet;
@@ -18,6 +19,7 @@ mod tasks;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use blobs::{BlobRow, SigningKeyRow};
+pub use console::{FailedTask, VersionCount};
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
 };
