@@ -924,6 +924,26 @@ unknown = "reject"
     }
 
     #[test]
+    fn audit_and_console_keys_load_override_and_validate() {
+        let cfg = load(
+            "[audit]\nretention_days = 30\n[console]\nrefusals_per_gateway = 5\n",
+            &[("STATIONKEEPER_CONSOLE_SESSION_MINUTES", "15")],
+        )
+        .unwrap();
+        assert_eq!(cfg.audit.retention_days, 30);
+        assert_eq!(cfg.console.refusals_per_gateway, 5);
+        assert_eq!(cfg.console.session_minutes, 15);
+        let e = load("[audit]\nretention_days = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("audit.retention_days"), "{e}");
+        let e = load("[console]\nmax_sessions = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("console.max_sessions"), "{e}");
+    }
+
+    #[test]
     fn the_systemd_example_loads() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/stationkeeper.toml");
         let cfg = Config::load(Some(&p), []).unwrap();

@@ -117,7 +117,10 @@ fn the_summary_lists_every_chapter() {
     for e in std::fs::read_dir(&src).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".md") && name != "SUMMARY.md" {
-            assert!(summary.contains(&format!("]({name})")), "SUMMARY.md does not list {name}");
+            assert!(
+                summary.contains(&format!("]({name})")),
+                "SUMMARY.md does not list {name}"
+            );
         }
     }
 }
