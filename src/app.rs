@@ -28,6 +28,8 @@ pub struct AppState {
     pub refusals: crate::logguard::Refusals,
     /// Failed SigV4 signatures per source (`[api] auth_failures_per_source_per_min`).
     pub auth_failures: crate::api::auth::FailureThrottle,
+    /// The last CUPS refusals per gateway and the unknown routers seen.
+    pub refused: crate::cups::refused::RefusalLog,
     /// Open registration's per-source and global rate limits.
     pub registrations: crate::cups::throttle::RegistrationThrottle,
     /// Running FUOTA jobs (the scheduler's side of the stored tasks).
@@ -36,6 +38,10 @@ pub struct AppState {
     pub campaigns: crate::campaign::Campaigns,
     /// The device face: counters, NetID, integrations.
     pub devices: crate::devices::Devices,
+    /// Signed-in web console sessions.
+    pub console: crate::console::session::Sessions,
+    /// Prometheus counters, histograms and gauges (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// Fires once, on SIGTERM/SIGINT: long-lived sessions watch it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

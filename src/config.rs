@@ -24,6 +24,8 @@ pub struct Config {
     pub lorawan: LorawanConfig,
     pub limits: Limits,
     pub campaigns: CampaignsConfig,
+    pub audit: AuditConfig,
+    pub console: ConsoleConfig,
 }
 
 /// Rollout campaigns (`campaign/`).
@@ -320,6 +322,51 @@ pub struct GatewaysConfig {
     pub max_unconfirmed: u64,
 }
 
+/// The audit log of operator calls (`GET /audit-log`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries older than this many days are deleted.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            retention_days: 365,
+        }
+    }
+}
+
+/// The web console (`/console/`) and what it keeps in memory about gateways.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// A console session ends this many minutes after sign-in.
+    pub session_minutes: u64,
+    /// Console sessions open at once; the oldest is ended for a new one.
+    pub max_sessions: usize,
+    /// CUPS refusals kept per gateway (the newest).
+    pub refusals_per_gateway: usize,
+    /// Gateways whose refusals are kept; beyond this the least recently refused
+    /// one is forgotten.
+    pub refusal_gateways: usize,
+    /// Unknown router EUIs remembered (the most recently seen).
+    pub unknown_routers: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> ConsoleConfig {
+        ConsoleConfig {
+            session_minutes: 480,
+            max_sessions: 64,
+            refusals_per_gateway: 20,
+            refusal_gateways: 10_000,
+            unknown_routers: 1000,
+        }
+    }
+}
+
 /// Resource limits; every bounded queue and timeout comes from here.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -380,6 +427,8 @@ impl Default for Config {
             lorawan: LorawanConfig::default(),
             limits: Limits::default(),
             campaigns: CampaignsConfig::default(),
+            audit: AuditConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -481,6 +530,8 @@ const SECTIONS: &[&str] = &[
     "integration.http",
     "lorawan",
     "limits",
+    "audit",
+    "console",
 ];
 
 impl Config {
@@ -619,6 +670,21 @@ impl Config {
                 self.lorawan.events_per_device as u64,
             ),
             ("lorawan.max_queue", self.lorawan.max_queue as u64),
+            ("audit.retention_days", u64::from(self.audit.retention_days)),
+            ("console.session_minutes", self.console.session_minutes),
+            ("console.max_sessions", self.console.max_sessions as u64),
+            (
+                "console.refusals_per_gateway",
+                self.console.refusals_per_gateway as u64,
+            ),
+            (
+                "console.refusal_gateways",
+                self.console.refusal_gateways as u64,
+            ),
+            (
+                "console.unknown_routers",
+                self.console.unknown_routers as u64,
+            ),
             ("integration.mqtt.queue", self.integration.mqtt.queue as u64),
             (
                 "integration.mqtt.command_queue",
@@ -924,6 +990,26 @@ unknown = "reject"
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `listn`"), "{e}");
+    }
+
+    #[test]
+    fn audit_and_console_keys_load_override_and_validate() {
+        let cfg = load(
+            "[audit]\nretention_days = 30\n[console]\nrefusals_per_gateway = 5\n",
+            &[("STATIONKEEPER_CONSOLE_SESSION_MINUTES", "15")],
+        )
+        .unwrap();
+        assert_eq!(cfg.audit.retention_days, 30);
+        assert_eq!(cfg.console.refusals_per_gateway, 5);
+        assert_eq!(cfg.console.session_minutes, 15);
+        let e = load("[audit]\nretention_days = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("audit.retention_days"), "{e}");
+        let e = load("[console]\nmax_sessions = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("console.max_sessions"), "{e}");
     }
 
     #[test]

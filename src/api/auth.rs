@@ -29,15 +29,7 @@ use super::ApiError;
 use crate::app::App;
 use crate::store::StoreError;
 
-/// The authenticated caller, in every authenticated request's extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// `api-token` (or `api-token-N` for the Nth of several configured tokens),
-    /// or the access key's name.
-    pub name: String,
-    /// The AccessKeyId for SigV4 callers.
-    pub access_key_id: Option<String>,
-}
+pub use super::caller::Caller;
 
 /// The service a SigV4 request was signed for, and the payload hash it claimed
 /// (`x-amz-content-sha256`), which a streamed S3 upload checks at its end.
@@ -387,18 +379,6 @@ async fn buffer(app: &App, req: Request) -> Result<(Request, String), Refusal> {
     };
     let digest = hex::encode(Sha256::digest(&bytes));
     Ok((Request::from_parts(parts, Body::from(bytes)), digest))
-}
-
-/// The bearer-token caller's name: `api-token`, or `api-token-N` among several.
-pub fn token_caller(index: usize, count: usize) -> Caller {
-    Caller {
-        name: if count > 1 {
-            format!("api-token-{}", index + 1)
-        } else {
-            "api-token".into()
-        },
-        access_key_id: None,
-    }
 }
 
 #[cfg(test)]

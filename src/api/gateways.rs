@@ -263,6 +263,7 @@ async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     let g = find(&app, &id, None).await?;
     if let Some(t) = app.store.latest_task(g.gw.id.clone()).await? {
         if t.status.is_open() {
+            app.metrics.task_transition(t.status.as_str(), "(deleted)");
             tracing::info!(gateway = %g.gw.eui, definition = %t.definition_id, from = t.status.as_str(), to = "(deleted with its gateway)", "task transition");
         }
     }

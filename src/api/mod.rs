@@ -3,8 +3,10 @@
 //! Handlers live in one file per resource family.
 
 mod access_keys;
+mod audit;
 pub mod auth;
 mod blobs;
+mod caller;
 mod campaigns;
 mod credentials;
 mod devices;
@@ -15,11 +17,13 @@ mod fuota_devices;
 mod gateways;
 mod idempotency;
 mod multicast;
+mod refusals;
 mod s3;
 mod sigv4;
 mod tags;
 mod tasks;
 
+pub use caller::Caller;
 pub use error::{missing, ApiError};
 
 use axum::body::Body;
@@ -52,11 +56,19 @@ pub fn router(app: App) -> Router {
         ))
         .merge(campaigns::routes())
         .merge(fleet::routes())
+        .merge(audit::routes())
+        .merge(refusals::routes())
+        .route("/metrics", get(crate::metrics::serve))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::audit::record,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     let s3 = s3::router(app.clone());
     let api = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(authed)
+        .merge(crate::console::router(app.clone()))
         // Not ResourceNotFoundException: botocore would read that as a missing
         // resource on a path that does exist.
         .fallback(|| async {
@@ -72,6 +84,10 @@ pub fn router(app: App) -> Router {
                 "this path does not take that method; see the README's API reference",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::time_api,
+        ))
         .with_state(app.clone());
     // `front` wraps the whole API as one service, so it runs before any routing
     // (a layer on the routes would run after the API's path was matched).
@@ -117,9 +133,21 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The caller a bearer token names, if it is one of the configured tokens.
+pub(crate) fn token_caller(app: &crate::app::AppState, token: &str) -> Option<Caller> {
+    app.api_tokens
+        .iter()
+        .position(|k| same(k.as_bytes(), token.as_bytes()))
+        .map(|i| Caller::token(i, app.api_tokens.len()))
+}
+
 async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> Response {
     // A SigV4 caller was verified by `auth::front`.
-    if req.extensions().get::<auth::Caller>().is_some() {
+    if req
+        .extensions()
+        .get::<Caller>()
+        .is_some_and(|c| c.access_key_id.is_some())
+    {
         return next.run(req).await;
     }
     let presented = req
@@ -129,16 +157,19 @@ async fn require_token(State(app): State<App>, mut req: Request, next: Next) -> 
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    let refused = match presented {
-        Some(t) => match app.api_tokens.iter().position(|k| same(k.as_bytes(), t.as_bytes())) {
-            Some(i) => {
-                let caller = auth::token_caller(i, app.api_tokens.len());
+    let matched = presented.and_then(|t| token_caller(&app, t));
+    let refused = match (matched, presented) {
+        (Some(caller), _) => {
+            // A Caller already there was put by the console, which calls this API
+            // in-process for a signed-in session: the token is checked all the
+            // same, and the audit log names the session.
+            if req.extensions().get::<Caller>().is_none() {
                 req.extensions_mut().insert(caller);
-                return next.run(req).await;
             }
-            None => "wrong API token",
-        },
-        None => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
+            return next.run(req).await;
+        }
+        (None, Some(_)) => "wrong API token",
+        (None, None) => "missing `Authorization: Bearer <token>`; the token is in the state directory's api-token file unless [api] tokens sets it",
     };
     // Counted, and logged within the refusal budget: a token-guessing flood
     // must not become a flood of log lines. The token itself is never logged.

@@ -303,6 +303,7 @@ async fn assign(
     app.store
         .create_task(g.gw.id.clone(), def_id.clone(), now())
         .await?;
+    app.metrics.task_transition("(new)", "PENDING");
     tracing::info!(gateway = %g.gw.eui, definition = %def_id, from = "(new)", to = "PENDING", "task transition");
     Ok((
         StatusCode::CREATED,
@@ -347,6 +348,7 @@ async fn delete_task(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("task of wireless gateway {id}")))?;
     app.store.delete_task(t.id).await?;
+    app.metrics.task_transition(t.status.as_str(), "(deleted)");
     tracing::info!(gateway = %g.gw.eui, definition = %t.definition_id, from = t.status.as_str(), to = "(deleted)", "task transition");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 
 mod access_keys;
 mod campaigns;
+mod audit;
 mod client;
 mod devices;
 mod firmware;
@@ -11,6 +12,7 @@ mod fuota;
 mod gateways;
 mod keys;
 mod pki;
+mod refusals;
 mod serve;
 
 use std::path::PathBuf;
@@ -73,6 +75,12 @@ enum Command {
     Campaigns(campaigns::CampaignsArgs),
     /// The fleet at a glance: versions, online, open tasks, campaigns, attention.
     Fleet(campaigns::FleetArgs),
+    /// The audit log of operator calls: who changed what, when.
+    Audit(audit::AuditArgs),
+    /// A gateway's last CUPS refusals: when, from where, why.
+    Refusals(refusals::RefusalsArgs),
+    /// Router ids the server does not know that polled CUPS lately.
+    UnknownRouters(refusals::UnknownArgs),
 }
 
 /// How a client subcommand reaches the operator API.
@@ -143,6 +151,9 @@ pub fn main() -> ExitCode {
             Command::AccessKeys(a) => access_keys::run(a).await,
             Command::Campaigns(a) => campaigns::run(a).await,
             Command::Fleet(a) => campaigns::fleet(a).await,
+            Command::Audit(a) => audit::run(a).await,
+            Command::Refusals(a) => refusals::refusals(a).await,
+            Command::UnknownRouters(a) => refusals::unknown(a).await,
         }
     });
     match result {

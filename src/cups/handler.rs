@@ -38,6 +38,10 @@ const MAX_REPLANS: u32 = 4;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/update-info", post(update_info))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::time_cups,
+        ))
         .with_state(app)
 }
 
@@ -46,6 +50,8 @@ struct Refusal {
     status: StatusCode,
     /// Counted; `None` for an internal failure, which is logged where it happens.
     reason: Option<Reason>,
+    /// The router id the request claimed, once it was read.
+    router: Option<crate::eui::Eui>,
     /// The answer's text.
     answer: String,
     /// The log line's text; more than the answer for 403s.
@@ -63,16 +69,18 @@ impl Refusal {
         Refusal {
             status,
             reason: Some(reason),
+            router: None,
             answer: text.clone(),
             detail: text,
         }
     }
 
-    /// A 403: the uniform answer, the detail for the log only.
-    fn forbidden(reason: Reason, detail: String) -> Refusal {
+    /// A 403 to `router`: the uniform answer, the detail for the log only.
+    fn forbidden(reason: Reason, router: crate::eui::Eui, detail: String) -> Refusal {
         Refusal {
             status: StatusCode::FORBIDDEN,
             reason: Some(reason),
+            router: Some(router),
             answer: FORBIDDEN.into(),
             detail,
         }
@@ -82,6 +90,7 @@ impl Refusal {
         Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             reason: None,
+            router: None,
             answer: "internal error".into(),
             detail: String::new(),
         }
@@ -101,7 +110,9 @@ impl IntoResponse for Refusal {
 
 /// Counts a refusal and logs it if its source still has log budget.
 fn log_refusal(app: &AppState, conn: &ConnInfo, r: &Refusal) {
+    app.metrics.cups_refused(r.reason);
     let Some(reason) = r.reason else { return };
+    app.refused.note(r.router, reason, conn.remote, &r.detail);
     if let Some(suppressed) = app.refusals.note(reason, conn.remote.ip()) {
         tracing::warn!(peer = %conn.remote, status = r.status.as_u16(), "CUPS request refused: {}{suppressed}", r.detail);
     }
@@ -165,7 +176,7 @@ async fn handle(
     app.lns.nudges.done(poll.eui);
     provision(app, &poll, &mut ctx, proof.is_none()).await?;
     let recorded = plan_and_record(app, conn, &poll, ctx, proof.as_ref()).await?;
-    log_transitions(poll.eui, &recorded.plan);
+    log_transitions(app, poll.eui, &recorded.plan);
     Ok(answer(app, conn, poll.eui, recorded))
 }
 
@@ -213,6 +224,7 @@ async fn identify(
     if evidence.cert.is_none() && evidence.token_sha256.is_none() && !register_mode {
         return Err(Refusal::forbidden(
             Reason::NoCredentials,
+            eui,
             format!("router {eui} presented no client certificate and no token"),
         ));
     }
@@ -251,6 +263,7 @@ async fn load(app: &AppState, conn: &ConnInfo, poll: &Poll) -> Result<PollContex
         }
         None => Err(Refusal::forbidden(
             Reason::UnknownGateway,
+            eui,
             format!("unknown router {eui} ({}); register it with `stationkeeper gateways create --eui {eui}` or set [gateways] unknown = \"register\"", eui.to_id6()),
         )),
     }
@@ -286,6 +299,7 @@ fn authenticate_poll(
         }
         Err(reason) => Err(Refusal::forbidden(
             Reason::NotAuthenticated,
+            poll.eui,
             format!("gateway {} not authenticated: {reason}", poll.eui),
         )),
     }
@@ -461,9 +475,11 @@ fn report_of(info: &UpdateInfo, conn: &ConnInfo, auth: &str) -> CupsReport {
 
 /// Every task status change is one `task transition` event, after the record
 /// committed.
-fn log_transitions(eui: crate::eui::Eui, plan: &task::Plan) {
+fn log_transitions(app: &AppState, eui: crate::eui::Eui, plan: &task::Plan) {
     for c in &plan.changes {
         if Some(c.to) != c.from {
+            app.metrics
+                .task_transition(c.from.map_or("(new)", |s| s.as_str()), c.to.as_str());
             tracing::info!(
                 gateway = %eui,
                 definition = %c.definition_id,
@@ -481,6 +497,7 @@ fn log_transitions(eui: crate::eui::Eui, plan: &task::Plan) {
 /// attempt (`Delivered` or `Interrupted`).
 fn answer(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui, r: Recorded) -> Response {
     let h = &r.decision.head;
+    app.metrics.cups_answered(h);
     // A fleet polls all day; only answers that change something are news.
     if *h == AnswerHead::nothing() {
         tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %r.auth, "CUPS poll answered: nothing to do");
@@ -503,8 +520,10 @@ fn answer(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui, r: Recorded) ->
         (Some((_, file)), Some(attempt)) => {
             let store = app.store.clone();
             let runtime = tokio::runtime::Handle::current();
+            let sent_bytes = app.metrics.update_bytes();
             Body::new(
                 FileBody::new(head, file, u64::from(h.update_len)).on_done(move |sent, complete| {
+                    sent_bytes.inc_by(sent);
                     if !complete {
                         tracing::warn!(gateway = %eui, sent, total = length, "update download interrupted");
                     }
@@ -594,6 +613,7 @@ async fn register(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui) -> Resu
         };
         return Err(Refusal::forbidden(
             Reason::RegistrationRefused,
+            eui,
             format!("unknown router {eui}: open registration is throttled ({who} reached [gateways] {key}); a later poll is admitted"),
         ));
     }
@@ -617,6 +637,7 @@ async fn register(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui) -> Resu
         Ok(Registration::AlreadyThere(_)) => Ok(()),
         Ok(Registration::Full { unconfirmed }) => Err(Refusal::forbidden(
             Reason::RegistrationRefused,
+            eui,
             format!("unknown router {eui}: {unconfirmed} gateways that open registration created have not confirmed their credentials ([gateways] max_unconfirmed); delete stale ones or raise the limit"),
         )),
         Err(e) => {

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod credentials;
 pub mod decide;
 pub mod handler;
+pub mod refused;
 pub mod request;
 pub mod throttle;
 

@@ -596,6 +596,7 @@ impl Job {
                     return (gw, false);
                 }
                 let ok = matches!(app.lns.send(eui, dl).await, Ok(Outcome::Transmitted(_)));
+                app.metrics.fuota_frame(ok);
                 (gw, ok)
             });
         }

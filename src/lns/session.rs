@@ -354,6 +354,7 @@ impl Session {
                 };
                 // Nothing consumes the queue yet in a running server (issue 9):
                 // a full queue drops silently and counts, never a line per frame.
+                self.app.metrics.lns_uplink();
                 if self.app.lns.uplinks_tx.try_send(event).is_err() {
                     self.with_stats(|s| s.dropped += 1);
                     self.app.lns.count_dropped_uplink();

@@ -75,7 +75,8 @@ pub struct GatewayPatch {
     pub description: Option<String>,
 }
 
-const SELECT: &str = "SELECT g.id, g.eui, g.name, g.description, g.rf_region, g.sub_bands,
+pub(super) const SELECT: &str =
+    "SELECT g.id, g.eui, g.name, g.description, g.rf_region, g.sub_bands,
         g.join_eui_filters, g.net_id_filters, g.created_at, g.cups_uri, g.tc_uri, g.origin,
         r.at, r.peer, r.station, r.model, r.package, r.keys, r.cups_uri, r.tc_uri,
         r.cups_cred_crc, r.tc_cred_crc, r.auth
@@ -90,7 +91,7 @@ fn json_val<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
         .map(|v| serde_json::to_string(v).expect("plain data serializes"))
 }
 
-fn gateway_from_row(r: &Row<'_>) -> rusqlite::Result<Gateway> {
+pub(super) fn gateway_from_row(r: &Row<'_>) -> rusqlite::Result<Gateway> {
     let report_at: Option<String> = r.get(12)?;
     let last_report = match report_at {
         Some(at) => Some(CupsReport {

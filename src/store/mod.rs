@@ -5,9 +5,11 @@
 //! outside this module sees a rusqlite type: callers get plain structs and
 //! `StoreError`, so another backend can slot in behind the same functions.
 
+mod audit;
 mod aws;
 mod blobs;
 mod campaigns;
+mod console;
 mod credentials;
 mod devices;
 mod fleet;
@@ -18,9 +20,11 @@ mod lns;
 pub mod tags;
 mod tasks;
 
+pub use audit::{AuditEntry, AuditFilter};
 pub use aws::{AccessKeyRow, IdempotentAnswer, S3Object};
 pub use blobs::{BlobRow, SigningKeyRow};
 pub use campaigns::{CampaignGateway, CampaignRow, Candidate, NewCampaign, Progress};
+pub use console::FailedTask;
 pub use credentials::{
     CredState, Credential, NewCredential, PollContext, PollRecord, Registration,
 };
@@ -28,7 +32,7 @@ pub use devices::{
     AcceptedUplink, ConfirmedOutcome, DeviceContext, DeviceRow, DownlinkReservation, NonceRule,
     OtaaKeys, ProfileKind, ProfileRow, QueueItem, SessionRow,
 };
-pub use fleet::{Fleet, VersionCount};
+pub use fleet::{Fleet, FleetCounts, VersionCount};
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
 pub use fuota_devices::FuotaDeviceRow;
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
@@ -54,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_fuota_devices.sql"),
     include_str!("migrations/0009_campaigns.sql"),
     include_str!("migrations/0010_access_keys.sql"),
+    include_str!("migrations/0011_audit.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
