@@ -288,6 +288,12 @@ fn fragments_by_multicast_rebuild_vector_a_and_the_status_tells_the_truth() {
     // A replayed frame is refused.
     let again = d.multicast(&mc_frame(1, 201, &cmds[0]), 869_525_000, 5, T0 + 30.0);
     assert!(matches!(again, McRx::Refused(_)), "{again:?}");
+    // The same frame twice (a second gateway) is a duplicate.
+    let last = mc_frame(20, 201, &cmds[19]);
+    assert_eq!(
+        d.multicast(&last, 869_525_000, 5, T0 + 31.0),
+        McRx::Duplicate
+    );
     assert_eq!(
         d.firmware.stored.map(|s| s.0),
         Some(u32::from_le_bytes([0, 1, 2, 3])),

@@ -234,7 +234,11 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
     let ids: Vec<String> = s.fleet.devices.iter().map(|d| d.id.clone()).collect();
     let before = device_statuses(&api, &s.task).await;
     for id in &ids {
-        assert_eq!(entry(&before, id)["FuotaDeviceStatus"], "Initial", "{before:?}");
+        assert_eq!(
+            entry(&before, id)["FuotaDeviceStatus"],
+            "Initial",
+            "{before:?}"
+        );
     }
 
     let (done, seen) = run_to_done(&s, Duration::from_secs(240)).await;
@@ -261,7 +265,11 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
     assert_eq!(status(0), "Successful", "{report}");
     let trace = s.fleet.state(0).trace.clone();
     let got = requests(&trace);
-    assert_eq!(got.first(), Some(&(202, 0x01)), "AppTimeAns first: {got:02x?}");
+    assert_eq!(
+        got.first(),
+        Some(&(202, 0x01)),
+        "AppTimeAns first: {got:02x?}"
+    );
     assert!(in_order(&got, &SEQUENCE), "sequence {got:02x?}\n{report}");
     assert!(
         s.fleet.state(0).app.clock_offset.abs() <= 1.0,
@@ -276,7 +284,10 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
     assert_eq!(status(2), "MissingFrag", "{report}");
     {
         let st = s.fleet.state(2);
-        assert!(st.mc_lost > 0 && st.app.firmware.running == OLD_FW, "{report}");
+        assert!(
+            st.mc_lost > 0 && st.app.firmware.running == OLD_FW,
+            "{report}"
+        );
     }
 
     // 3: stays Initial with the reason; it never got into the session.
@@ -296,7 +307,11 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
         assert_eq!(st.app.firmware.reboots, 1, "{report}");
         assert_eq!(st.app.firmware.running, OLD_FW);
         let got = requests(&st.trace);
-        assert_eq!(got.first(), Some(&(202, 0x03)), "ForceDeviceResyncReq: {got:02x?}");
+        assert_eq!(
+            got.first(),
+            Some(&(202, 0x03)),
+            "ForceDeviceResyncReq: {got:02x?}"
+        );
     }
     for i in 1..5 {
         assert!(!reason(i).is_empty(), "device {i} has a reason: {report}");
@@ -355,15 +370,21 @@ async fn bad_answers_are_ignored_and_the_others_are_unaffected() {
         assert_eq!(s.fleet.state(i).app.firmware.running, NEW_FW, "{report}");
     }
     // The spoiled requests were asked again (they were not taken as answered).
-    for (i, cid) in [(1, (201u8, 0x02u8)), (2, (200, 0x04)), (5, (201, 0x02)), (6, (200, 0x02))] {
+    for (i, cid) in [
+        (1, (201u8, 0x02u8)),
+        (2, (200, 0x04)),
+        (5, (201, 0x02)),
+        (6, (200, 0x02)),
+    ] {
         let trace = s.fleet.state(i).trace.clone();
         let asked = trace
             .iter()
-            .filter(|l| {
-                l.contains(&format!(" down {} {:02x}", cid.0, cid.1))
-            })
+            .filter(|l| l.contains(&format!(" down {} {:02x}", cid.0, cid.1)))
             .count();
-        assert!(asked >= 2, "device {i} asked {asked} times for {cid:02x?}: {report}");
+        assert!(
+            asked >= 2,
+            "device {i} asked {asked} times for {cid:02x?}: {report}"
+        );
     }
     assert_eq!(done["DeviceStatusCounts"]["Successful"], 7, "{done}");
     s.fleet.stop().await;
@@ -401,7 +422,11 @@ async fn associating_devices_refuses_what_cannot_work() {
 
     associate_device(&api, &t1, &id).await.unwrap();
     let list = device_statuses(&api, &t1).await;
-    assert_eq!(entry(&list, &id)["FuotaDeviceStatus"], "Initial", "{list:?}");
+    assert_eq!(
+        entry(&list, &id)["FuotaDeviceStatus"],
+        "Initial",
+        "{list:?}"
+    );
     // Already in another unfinished task: 409.
     let err = associate_device(&api, &t2, &id).await.unwrap_err();
     assert!(err.starts_with("409"), "{err}");
@@ -420,8 +445,8 @@ async fn associating_devices_refuses_what_cannot_work() {
     assert_eq!(device_statuses(&api, &t2).await.len(), 1);
 }
 
-/// The harness on its own: devices join through two gateways, keep their uplink clock and
-/// their first AppTimeReq reaches the server (it shows in each device's events).
+/// The harness on its own: devices join through two gateways, keep their uplink clock (their
+/// first uplink carries the AppTimeReq), and the server sees their uplinks (events).
 #[tokio::test]
 async fn a_fleet_joins_through_two_gateways_and_keeps_its_uplink_clock() {
     let srv = TestServer::start().await;
@@ -457,7 +482,11 @@ async fn a_fleet_joins_through_two_gateways_and_keeps_its_uplink_clock() {
             st.report()
         );
         let evs = api
-            .call(Method::GET, &format!("/wireless-devices/{}/events", d.id), None)
+            .call(
+                Method::GET,
+                &format!("/wireless-devices/{}/events", d.id),
+                None,
+            )
             .await
             .unwrap();
         let ups = evs["Events"]
@@ -467,6 +496,107 @@ async fn a_fleet_joins_through_two_gateways_and_keeps_its_uplink_clock() {
             .filter(|e| e["Type"] == "up")
             .count();
         assert!(ups >= 2, "{evs}");
+    }
+    fleet.stop().await;
+}
+
+/// McKey_encrypted for a device: aes128_decrypt(McKEKey, McKey) (fuota.md §5), the network's
+/// direction, computed here from the spec.
+fn mc_key_encrypted(gen_app_key: &[u8; 16], mc_key: &[u8; 16]) -> [u8; 16] {
+    use aes::cipher::{BlockDecrypt, KeyInit};
+    use common::lorawan_device::applayer::{mc_ke_key, mc_root_key_10x};
+    let ke = mc_ke_key(&mc_root_key_10x(gen_app_key));
+    let mut b = (*mc_key).into();
+    aes::Aes128::new(&ke.into()).decrypt_block(&mut b);
+    b.into()
+}
+
+/// The harness's multicast path on today's server, without the control plane: the devices
+/// are given the group and sessions by hand (McGroupSetupReq computed here, the task's own
+/// `DeviceSetup` commands), then hear the fragments the gateways put on air. The one losing
+/// three uncoded fragments rebuilds the image; the one losing all after the third does not.
+#[tokio::test]
+async fn fleet_devices_hear_a_multicast_session_and_rebuild_the_image() {
+    let srv = TestServer::start().await;
+    let api = srv.api();
+    let profile = create_profile(&api, 2).await;
+    let specs = vec![
+        DeviceSpec::numbered(41, OLD_FW).with_faults(Faults {
+            loss: Loss::Set(HashSet::from([1, 2, 3])),
+            ..Faults::default()
+        }),
+        DeviceSpec::numbered(42, OLD_FW).with_faults(Faults {
+            loss: Loss::From(4),
+            ..Faults::default()
+        }),
+    ];
+    let mut devices = Vec::new();
+    for s in specs {
+        devices.push((create_device(&api, &profile, &s).await, s));
+    }
+    let cfg = FleetConfig {
+        gateways: 2,
+        ..FleetConfig::default()
+    };
+    let fleet = Fleet::start(&api, srv.running.lns_addr, devices, cfg).await;
+    fleet.joined(Duration::from_secs(30)).await;
+
+    let group = fuota::create_group(&api, "ClassC").await;
+    fuota::set_session(
+        &api,
+        &group,
+        json!({"SessionStartTime": fuota::in_secs(4), "SessionTimeout": 64}),
+    )
+    .await
+    .unwrap();
+    let img = image(NEW_FW);
+    let task = fuota::create_fuota_task(&api, &img, json!({}))
+        .await
+        .unwrap();
+    fuota::associate(&api, &task, &group).await.unwrap();
+    let setup = self::task(&api, &task).await["DeviceSetup"].clone();
+    let mc_key: [u8; 16] = hex::decode(fuota::MC_KEY).unwrap().try_into().unwrap();
+    for i in 0..2 {
+        let mut st = fleet.state(i);
+        let mut req = vec![0x02, 0x00];
+        req.extend(fuota::MC_ADDR.to_le_bytes());
+        req.extend(mc_key_encrypted(&st.spec.gen_app_key, &mc_key));
+        req.extend(0u32.to_le_bytes());
+        req.extend(u32::MAX.to_le_bytes());
+        let now = common::lorawan_device::applayer::gps_now();
+        st.app.downlink(200, &req, now).unwrap();
+        for (port, key) in [(200, "McClassCSessionReq"), (201, "FragSessionSetupReq")] {
+            let cmd = hex::decode(setup[key].as_str().unwrap()).unwrap();
+            st.app.downlink(port, &cmd, now).unwrap();
+        }
+        assert!(st.app.session.is_some(), "{}", st.report());
+    }
+    fuota::start_fuota(&api, &task, json!({})).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = self::task(&api, &task).await;
+        if t["Status"] == "FuotaDone" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{t}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = fleet.report();
+    {
+        let st = fleet.state(0);
+        // 17 frames from each of two gateways: 14 heard once, the copies dropped.
+        assert_eq!(st.mc_accepted, 14, "{report}");
+        assert_eq!(
+            st.app.frag[0].as_ref().unwrap().image.as_deref(),
+            Some(&img[..])
+        );
+        assert_eq!(st.app.firmware.stored.map(|s| s.0), Some(NEW_FW));
+    }
+    {
+        let st = fleet.state(1);
+        assert!(st.app.firmware.stored.is_none(), "{report}");
+        assert!(st.app.frag[0].as_ref().unwrap().decoder.missing() > 0);
     }
     fleet.stop().await;
 }

@@ -183,7 +183,7 @@ pub struct Fleet {
 impl Fleet {
     /// Connects `cfg.gateways` gateways to the server at `api`/`lns`, then starts one task
     /// per device of `devices` ((API id, spec)). Every device is heard by every gateway, best by
-/// its home gateway (device k: gateway k mod `cfg.gateways`).
+    /// its home gateway (device k: gateway k mod `cfg.gateways`).
     pub async fn start(
         api: &ApiClient,
         lns: SocketAddr,
@@ -348,7 +348,10 @@ async fn pump(
         match ev {
             Ev::Cmd(None) | Ev::Stop => return s,
             Ev::Cmd(Some(GwCmd::Send(phy, meta, reply))) => {
-                let r = s.send_phy(&phy, &meta).await.map(|u| UplinkMeta::from_sent(&u));
+                let r = s
+                    .send_phy(&phy, &meta)
+                    .await
+                    .map(|u| UplinkMeta::from_sent(&u));
                 let _ = reply.send(r);
             }
             Ev::Msg(Ok(ServerMessage::Dnmsg { msg, .. })) => {
@@ -384,7 +387,7 @@ async fn pump(
                         let mut st = dev.lock().unwrap();
                         let rx = st.app.multicast(&d.pdu, d.freq as u32, d.dr as u8, now);
                         match rx {
-                            McRx::NotListening => {}
+                            McRx::NotListening | McRx::Duplicate => {}
                             McRx::Accepted { .. } => st.mc_accepted += 1,
                             McRx::Lost(_) => st.mc_lost += 1,
                             McRx::Refused(r) => {
@@ -496,7 +499,10 @@ fn build_uplink(dev: &mut Device, state: &Shared, t0: Instant) -> Vec<u8> {
 fn receive(dev: &mut Device, state: &Shared, meta: Option<UplinkMeta>, m: &Dnmsg, t0: Instant) {
     let mut st = state.lock().unwrap();
     let Some(meta) = meta else {
-        st.note(t0, "error: a dnmsg with no uplink through its gateway".into());
+        st.note(
+            t0,
+            "error: a dnmsg with no uplink through its gateway".into(),
+        );
         return;
     };
     if let Err(e) = dev.check_class_a_dnmsg(&meta, &m.raw) {

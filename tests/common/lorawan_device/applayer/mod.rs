@@ -49,16 +49,17 @@ pub fn gps_now() -> f64 {
     region::gps_from_unix(whole) as f64 + (unix - whole as f64)
 }
 
-/// Which multicast fragments the device fails to hear (counted by fragment number N).
+/// Which multicast fragments the device fails to hear, by fragment number N (so every copy
+/// of a fragment is lost, whichever gateway sent it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Loss {
     #[default]
     None,
-    /// Every k-th fragment heard (the k-th, 2k-th, … frame on air) is lost.
+    /// Fragments N = k, 2k, 3k, … are lost.
     EveryKth(usize),
     /// These fragment numbers N are lost.
     Set(HashSet<u16>),
-    /// Every fragment from the n-th heard on is lost (the radio "walks away").
+    /// Every fragment from N = n on is lost (the radio "walks away").
     From(usize),
 }
 
@@ -149,8 +150,6 @@ pub struct AppLayer {
     pub session: Option<McSession>,
     pub frag: [Option<FragSession>; 4],
     pub firmware: Firmware,
-    /// Multicast fragments heard so far (the loss pattern counts them).
-    pub heard: usize,
     queue: Vec<Queued>,
     /// What happened, in order (for test failure messages).
     pub log: Vec<String>,
@@ -171,7 +170,6 @@ impl AppLayer {
             session: None,
             frag: Default::default(),
             firmware: Firmware::new(fw, hw),
-            heard: 0,
             queue: Vec::new(),
             log: Vec::new(),
         }

@@ -80,6 +80,8 @@ pub enum McRx {
     NotListening,
     /// Heard but refused (another DevAddr, MIC, FCnt window): the reason.
     Refused(String),
+    /// A copy of a frame already accepted (another gateway sent it too).
+    Duplicate,
     /// Lost on purpose (the loss pattern), fragment N.
     Lost(u16),
     /// Accepted and handed to the package on its port.
@@ -213,6 +215,14 @@ impl AppLayer {
         let Some(g) = self.groups[gid].as_ref() else {
             return McRx::Refused("the session's group is not set up".into());
         };
+        // A copy of the last frame (same on-air FCnt) would reconstruct to the next 2^16
+        // turn and fail its MIC; a device sees it is the same counter.
+        if phy.len() >= 8
+            && g.last_fcnt
+                .is_some_and(|l| l as u16 == u16::from_le_bytes([phy[6], phy[7]]))
+        {
+            return McRx::Duplicate;
+        }
         let o = match open_frame(&g.app_s_key, &g.nwk_s_key, g.mc_addr, g.last_fcnt, phy) {
             Ok(o) => o,
             Err(e) => return McRx::Refused(e),
@@ -224,16 +234,17 @@ impl AppLayer {
             ));
         }
         if g.last_fcnt.is_some_and(|l| o.fcnt <= l) {
-            return McRx::Refused(format!("FCnt {} already seen", o.fcnt));
+            return McRx::Duplicate;
         }
-        self.groups[gid].as_mut().expect("checked").last_fcnt = Some(o.fcnt);
         if o.fport == PORT_FRAG && o.plaintext.first() == Some(&0x08) && o.plaintext.len() >= 3 {
             let n = u16::from_le_bytes([o.plaintext[1], o.plaintext[2]]) & 0x3fff;
             if self.lose(n) {
+                // Never heard: the counter does not move either.
                 self.note(format!("fragment {n} lost (loss pattern)"));
                 return McRx::Lost(n);
             }
         }
+        self.groups[gid].as_mut().expect("checked").last_fcnt = Some(o.fcnt);
         if let Err(e) = self.commands(o.fport, &o.plaintext, now, true) {
             return McRx::Refused(e);
         }
@@ -243,14 +254,13 @@ impl AppLayer {
         }
     }
 
-    /// Applies the loss pattern to the next fragment heard.
-    fn lose(&mut self, n: u16) -> bool {
-        self.heard += 1;
+    /// Whether the loss pattern drops fragment N (every copy of it, from any gateway).
+    fn lose(&self, n: u16) -> bool {
         match &self.faults.loss {
             Loss::None => false,
-            Loss::EveryKth(k) => *k > 0 && self.heard % k == 0,
+            Loss::EveryKth(k) => *k > 0 && usize::from(n) % k == 0,
             Loss::Set(s) => s.contains(&n),
-            Loss::From(k) => self.heard >= *k,
+            Loss::From(k) => usize::from(n) >= *k,
         }
     }
 }
