@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use common::fuota;
 use common::fuota_fleet::{
-    create_device, create_profile, device_body, DeviceSpec, Fleet, FleetConfig,
+    create_device, create_profile, device_body, DeviceSpec, DeviceState, Fleet, FleetConfig,
 };
 use common::lorawan_device::applayer::{Corrupt, Faults, Loss};
+use common::process::{self, Proc};
 use common::server::TestServer;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -32,8 +33,12 @@ const IMAGE_LEN: usize = 200;
 
 /// A test image whose first four octets carry its version (the device reads them, TS006).
 fn image(version: u32) -> Vec<u8> {
+    image_of(version, IMAGE_LEN)
+}
+
+fn image_of(version: u32, len: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
-    let mut img: Vec<u8> = (0..IMAGE_LEN)
+    let mut img: Vec<u8> = (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 17;
@@ -48,50 +53,93 @@ fn image(version: u32) -> Vec<u8> {
 /// Everything an operator sets up: profile, devices, group with a session, task with the
 /// devices and `ExpectedFirmwareVersion`; the fleet running and joined. Not started yet.
 struct Setup {
-    srv: TestServer,
+    /// Keeps the in-process server running.
+    _srv: Option<TestServer>,
+    api: ApiClient,
     fleet: Fleet,
     task: String,
 }
 
 impl Setup {
-    fn api(&self) -> ApiClient {
-        self.srv.api()
+    fn api(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
+/// What differs between the scenarios.
+struct Plan {
+    specs: Vec<DeviceSpec>,
+    /// Merged into the CreateFuotaTask body.
+    task_extra: Value,
+    /// `ClassC` or `ClassB`, and what is merged into the group's session.
+    class: &'static str,
+    session_extra: Value,
+    image: Vec<u8>,
+    pps: bool,
+}
+
+impl Plan {
+    fn class_c(specs: Vec<DeviceSpec>) -> Plan {
+        Plan {
+            specs,
+            task_extra: json!({}),
+            class: "ClassC",
+            session_extra: json!({"SessionTimeout": 64}),
+            image: image(NEW_FW),
+            pps: false,
+        }
     }
 }
 
 async fn set_up(specs: Vec<DeviceSpec>, task_extra: Value) -> Setup {
     let srv = TestServer::start().await;
-    let api = srv.api();
-    let profile = create_profile(&api, INTERVAL_S).await;
-    let mut devices = Vec::new();
-    for s in specs {
-        devices.push((create_device(&api, &profile, &s).await, s));
+    let (api, lns) = (srv.api(), srv.running.lns_addr);
+    let plan = Plan {
+        task_extra,
+        ..Plan::class_c(specs)
+    };
+    let (fleet, task) = set_up_on(&api, lns, plan).await;
+    Setup {
+        _srv: Some(srv),
+        api,
+        fleet,
+        task,
     }
-    let group = fuota::create_group(&api, "ClassC").await;
+}
+
+/// `set_up` against any server (in-process or a real process).
+async fn set_up_on(api: &ApiClient, lns: std::net::SocketAddr, plan: Plan) -> (Fleet, String) {
+    let profile = create_profile(api, INTERVAL_S).await;
+    let mut devices = Vec::new();
+    for s in plan.specs {
+        devices.push((create_device(api, &profile, &s).await, s));
+    }
+    let group = fuota::create_group(api, plan.class).await;
     // SessionStartTime: any future time; the control plane picks the SessionTime.
-    fuota::set_session(&api, &group, json!({"SessionTimeout": 64}))
+    fuota::set_session(api, &group, plan.session_extra)
         .await
         .unwrap();
     let mut extra = json!({"ExpectedFirmwareVersion": format!("{NEW_FW:#010x}")});
-    for (k, v) in task_extra.as_object().unwrap() {
+    for (k, v) in plan.task_extra.as_object().unwrap() {
         extra[k] = v.clone();
     }
-    let task = fuota::create_fuota_task(&api, &image(NEW_FW), extra)
+    let task = fuota::create_fuota_task(api, &plan.image, extra)
         .await
         .unwrap();
-    fuota::associate(&api, &task, &group).await.unwrap();
+    fuota::associate(api, &task, &group).await.unwrap();
     for (id, _) in &devices {
-        associate_device(&api, &task, id).await.unwrap();
+        associate_device(api, &task, id).await.unwrap();
     }
     // One gateway per device: the server keeps each gateway's duty cycle.
     let cfg = FleetConfig {
         interval: Duration::from_secs(u64::from(INTERVAL_S)),
         gateways: devices.len(),
+        pps: plan.pps,
         ..FleetConfig::default()
     };
-    let fleet = Fleet::start(&api, srv.running.lns_addr, devices, cfg).await;
+    let fleet = Fleet::start(api, lns, devices, cfg).await;
     fleet.joined(Duration::from_secs(30)).await;
-    Setup { srv, fleet, task }
+    (fleet, task)
 }
 
 async fn associate_device(api: &ApiClient, task: &str, device: &str) -> Result<Value, String> {
@@ -131,12 +179,23 @@ fn entry<'a>(list: &'a [Value], id: &str) -> &'a Value {
 
 /// Starts the task and waits for FuotaDone, recording every task status seen on the way.
 async fn run_to_done(s: &Setup, within: Duration) -> (Value, Vec<String>) {
-    let api = s.api();
-    fuota::start_fuota(&api, &s.task, json!({})).await.unwrap();
+    fuota::start_fuota(s.api(), &s.task, json!({}))
+        .await
+        .unwrap();
+    wait_done(s.api(), &s.task, &s.fleet, within).await
+}
+
+/// Waits for FuotaDone; the statuses seen on the way.
+async fn wait_done(
+    api: &ApiClient,
+    task_id: &str,
+    fleet: &Fleet,
+    within: Duration,
+) -> (Value, Vec<String>) {
     let deadline = Instant::now() + within;
     let mut seen: Vec<String> = Vec::new();
     loop {
-        let t = task(&api, &s.task).await;
+        let t = task(api, task_id).await;
         let st = t["Status"].as_str().unwrap_or("?").to_string();
         if seen.last() != Some(&st) {
             seen.push(st.clone());
@@ -148,8 +207,8 @@ async fn run_to_done(s: &Setup, within: Duration) -> (Value, Vec<String>) {
             Instant::now() < deadline,
             "the task is not FuotaDone after {within:?} (statuses {seen:?}): {t}\n\
              devices: {:?}\n{}",
-            device_statuses(&api, &s.task).await,
-            s.fleet.report()
+            device_statuses(api, task_id).await,
+            fleet.report()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -232,7 +291,7 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
     let s = set_up(specs, json!({})).await;
     let api = s.api();
     let ids: Vec<String> = s.fleet.devices.iter().map(|d| d.id.clone()).collect();
-    let before = device_statuses(&api, &s.task).await;
+    let before = device_statuses(api, &s.task).await;
     for id in &ids {
         assert_eq!(
             entry(&before, id)["FuotaDeviceStatus"],
@@ -250,7 +309,7 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
         ["FuotaSession_Waiting", "In_FuotaSession", "FuotaDone"],
         "{done}"
     );
-    let list = device_statuses(&api, &s.task).await;
+    let list = device_statuses(api, &s.task).await;
     let report = format!("{list:#?}\n{}", s.fleet.report());
     let status = |i: usize| entry(&list, &ids[i])["FuotaDeviceStatus"].clone();
     let reason = |i: usize| {
@@ -358,7 +417,7 @@ async fn bad_answers_are_ignored_and_the_others_are_unaffected() {
     let s = set_up(specs, json!({})).await;
     let api = s.api();
     let (done, _) = run_to_done(&s, Duration::from_secs(240)).await;
-    let list = device_statuses(&api, &s.task).await;
+    let list = device_statuses(api, &s.task).await;
     let report = format!("{list:#?}\n{}", s.fleet.report());
     for (i, d) in s.fleet.devices.iter().enumerate() {
         // One spoiled answer costs a retry, not the update.
@@ -597,6 +656,149 @@ async fn fleet_devices_hear_a_multicast_session_and_rebuild_the_image() {
         let st = fleet.state(1);
         assert!(st.app.firmware.stored.is_none(), "{report}");
         assert!(st.app.frag[0].as_ref().unwrap().decoder.missing() > 0);
+    }
+    fleet.stop().await;
+}
+
+/// Every device's FuotaDeviceStatus is Successful and the new firmware runs on it.
+async fn assert_all_successful(api: &ApiClient, task_id: &str, fleet: &Fleet) {
+    let list = device_statuses(api, task_id).await;
+    let report = format!("{list:#?}\n{}", fleet.report());
+    for (i, d) in fleet.devices.iter().enumerate() {
+        assert_eq!(
+            entry(&list, &d.id)["FuotaDeviceStatus"],
+            "Successful",
+            "device {i}: {report}"
+        );
+        assert_eq!(fleet.state(i).app.firmware.running, NEW_FW, "{report}");
+    }
+}
+
+#[tokio::test]
+async fn a_class_b_session_updates_the_devices_that_hear_it() {
+    let srv = TestServer::start().await;
+    let (api, lns) = (srv.api(), srv.running.lns_addr);
+    let specs = vec![
+        DeviceSpec::numbered(51, OLD_FW),
+        DeviceSpec::numbered(52, OLD_FW).with_faults(Faults {
+            loss: Loss::From(1),
+            ..Faults::default()
+        }),
+    ];
+    // DR3 ping slots about every second (PingSlotPeriod 32); 64 octets: M = 4, R = 2.
+    let plan = Plan {
+        class: "ClassB",
+        session_extra: json!({"DlDr": 3, "PingSlotPeriod": 32}),
+        image: image_of(NEW_FW, 64),
+        pps: true,
+        ..Plan::class_c(specs)
+    };
+    let (fleet, task) = set_up_on(&api, lns, plan).await;
+    fuota::start_fuota(&api, &task, json!({})).await.unwrap();
+    wait_done(&api, &task, &fleet, Duration::from_secs(400)).await;
+    let list = device_statuses(&api, &task).await;
+    let report = format!("{list:#?}\n{}", fleet.report());
+    {
+        let st = fleet.state(0);
+        let s = st.app.log.iter().any(|l| l.contains("session (CID 0x05)"));
+        assert!(s, "a McClassBSessionReq set the session up: {report}");
+        assert_eq!(st.app.firmware.running, NEW_FW, "{report}");
+        assert_eq!(st.mc_refused, 0, "{report}");
+    }
+    assert_eq!(
+        entry(&list, &fleet.devices[0].id)["FuotaDeviceStatus"],
+        "Successful",
+        "{report}"
+    );
+    assert_eq!(
+        entry(&list, &fleet.devices[1].id)["FuotaDeviceStatus"],
+        "MissingFrag",
+        "{report}"
+    );
+    fleet.stop().await;
+}
+
+/// Waits until `pred` holds for some device; its index.
+async fn until_a_device(fleet: &Fleet, what: &str, pred: impl Fn(&DeviceState) -> bool) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(i) = (0..fleet.devices.len()).find(|&i| pred(&fleet.state(i))) {
+            return i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no device {what}:\n{}",
+            fleet.report()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A real server process with a fleet and a task (three devices), started.
+async fn started_process(dir: &std::path::Path) -> (std::path::PathBuf, Proc, Fleet, String) {
+    let cfg = process::write_lns_config(dir);
+    let p = process::launch(&cfg);
+    let api = p.api();
+    let specs = (61..64).map(|n| DeviceSpec::numbered(n, OLD_FW)).collect();
+    let (fleet, task) = set_up_on(&api, p.lns, Plan::class_c(specs)).await;
+    fuota::start_fuota(&api, &task, json!({})).await.unwrap();
+    (cfg, p, fleet, task)
+}
+
+fn kill_9(p: &mut Proc) {
+    p.child.kill().unwrap(); // SIGKILL: no drain, no shutdown code runs
+    p.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_kill_9_mid_setup_resumes_without_repeating_answered_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, mut p, fleet, task) = started_process(dir.path()).await;
+    // Kill one second after the first McGroupSetupAns went up.
+    until_a_device(&fleet, "answered McGroupSetupReq", |st| {
+        st.trace.iter().any(|l| l.contains(" up 200 02"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    kill_9(&mut p);
+    let marks: Vec<(usize, bool)> = (0..fleet.devices.len())
+        .map(|i| {
+            let st = fleet.state(i);
+            let answered = st.trace.iter().any(|l| l.contains(" up 200 02"));
+            (st.trace.len(), answered)
+        })
+        .collect();
+    let p2 = process::launch(&cfg);
+    fleet.reconnect(p2.lns).await;
+    let api = p2.api();
+    wait_done(&api, &task, &fleet, Duration::from_secs(240)).await;
+    assert_all_successful(&api, &task, &fleet).await;
+    for (i, (mark, answered)) in marks.into_iter().enumerate() {
+        let st = fleet.state(i);
+        let again = st.trace[mark..].iter().any(|l| l.contains(" down 200 02"));
+        assert!(
+            !(answered && again),
+            "device {i} answered McGroupSetupReq before the kill and got it again:\n{}",
+            st.report()
+        );
+    }
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_kill_9_mid_session_resumes_without_reusing_a_multicast_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, mut p, fleet, task) = started_process(dir.path()).await;
+    until_a_device(&fleet, "heard 3 fragments", |st| st.mc_accepted >= 3).await;
+    kill_9(&mut p);
+    let p2 = process::launch(&cfg);
+    fleet.reconnect(p2.lns).await;
+    let api = p2.api();
+    wait_done(&api, &task, &fleet, Duration::from_secs(240)).await;
+    assert_all_successful(&api, &task, &fleet).await;
+    for i in 0..fleet.devices.len() {
+        // A reused counter shows as a refused frame at the device.
+        assert_eq!(fleet.state(i).mc_refused, 0, "{}", fleet.report());
     }
     fleet.stop().await;
 }

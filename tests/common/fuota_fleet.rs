@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::lns_station::downlink::Dnmsg;
 use super::lns_station::session::{RadioMeta, ServerMessage, Session};
-use super::lns_station::LnsError;
+use super::lns_station::{LnsError, LnsStation};
 use super::lorawan_device::applayer::{gps_now, AppLayer, Faults, McRx};
 use super::lorawan_device::crypto::Key;
 use super::lorawan_device::mac::encode_up;
@@ -94,6 +94,8 @@ pub struct FleetConfig {
     /// The uplink data rate (EU868) and the GatewayEui of the first gateway.
     pub uplink_dr: u8,
     pub first_gateway_eui: u64,
+    /// PPS gateways (GPS time; class B needs it).
+    pub pps: bool,
 }
 
 impl Default for FleetConfig {
@@ -105,6 +107,7 @@ impl Default for FleetConfig {
             duty_cycle: false,
             uplink_dr: 5,
             first_gateway_eui: 0x0016_c001_ff1f_0001,
+            pps: false,
         }
     }
 }
@@ -159,6 +162,8 @@ enum GwCmd {
         RadioMeta,
         oneshot::Sender<Result<UplinkMeta, LnsError>>,
     ),
+    /// Connect again, to a (restarted) server's LNS address.
+    Reconnect(SocketAddr, oneshot::Sender<Result<(), LnsError>>),
 }
 
 /// A simulated device in the fleet.
@@ -227,12 +232,13 @@ impl Fleet {
             let eui = cfg.first_gateway_eui + g as u64;
             let (_, mut st) = lns_gateway(api, lns, eui, json!({"RfRegion": "EU868"})).await;
             st.duty_cycle = cfg.duty_cycle;
-            let (_, mut s) = st.discover_and_connect(LNS_URI).await.unwrap();
-            s.recv_router_config(T).await.unwrap();
+            st.pps = cfg.pps;
+            let s = connect(&st).await.unwrap();
             let (tx, rx) = mpsc::unbounded_channel();
             gateways.push(tx);
             sessions.push(tokio::spawn(pump(
                 g,
+                st,
                 s,
                 rx,
                 routes.clone(),
@@ -303,6 +309,18 @@ impl Fleet {
         }
     }
 
+    /// Connects every gateway again, to `lns` (after the server restarted; a gateway whose
+    /// session is still up gets a new one, as station does after a reconnect).
+    pub async fn reconnect(&self, lns: SocketAddr) {
+        for (g, gw) in self.gateways.iter().enumerate() {
+            let (tx, rx) = oneshot::channel();
+            gw.send(GwCmd::Reconnect(lns, tx)).unwrap();
+            rx.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("gateway {g} cannot reconnect: {e:?}"));
+        }
+    }
+
     /// Stops the devices and the gateways; returns the gateway sessions (their downlinks).
     pub async fn stop(self) -> Vec<Session> {
         let _ = self.stop.send(true);
@@ -320,8 +338,10 @@ impl Fleet {
 
 /// One gateway: sends uplinks, routes class A dnmsgs by DevEui, hands frames that went on
 /// air with a multicast class (dC 1 or 2) to every device.
+#[allow(clippy::too_many_arguments)]
 async fn pump(
     gw: usize,
+    mut st: LnsStation,
     mut s: Session,
     mut cmds: mpsc::UnboundedReceiver<GwCmd>,
     routes: Routes,
@@ -338,10 +358,11 @@ async fn pump(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut delivered = 0usize; // downlinks before this index were all handled
     let mut done: Vec<bool> = Vec::new();
+    let mut up = true;
     loop {
         let ev = tokio::select! {
             c = cmds.recv() => Ev::Cmd(c),
-            m = s.next_message(Duration::from_secs(3600)) => Ev::Msg(m),
+            m = s.next_message(Duration::from_secs(3600)), if up => Ev::Msg(m),
             _ = tick.tick() => Ev::Tick,
             _ = stop.changed() => Ev::Stop,
         };
@@ -354,6 +375,21 @@ async fn pump(
                     .map(|u| UplinkMeta::from_sent(&u));
                 let _ = reply.send(r);
             }
+            Ev::Cmd(Some(GwCmd::Reconnect(lns, reply))) => {
+                st.resolve = Some(lns);
+                match connect(&st).await {
+                    Ok(new) => {
+                        s.abort().await;
+                        s = new;
+                        up = true;
+                        (delivered, done) = (0, Vec::new());
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Ev::Msg(Ok(ServerMessage::Dnmsg { msg, .. })) => {
                 let tx = msg
                     .dev_eui
@@ -364,12 +400,13 @@ async fn pump(
             }
             Ev::Msg(Ok(_)) | Ev::Msg(Err(LnsError::Timeout)) => {}
             Ev::Msg(Err(e)) => {
+                // Down until Fleet::reconnect; uplinks meanwhile fail (and are noted).
                 for d in &devices {
                     d.lock()
                         .unwrap()
-                        .note(t0, format!("error: gateway {gw} session ended: {e}"));
+                        .note(t0, format!("gateway {gw} session ended: {e}"));
                 }
-                return s;
+                up = false;
             }
             Ev::Tick => {
                 let dls = s.downlinks();
@@ -403,6 +440,16 @@ async fn pump(
             }
         }
     }
+}
+
+/// Discovery, connect and router_config; a PPS gateway also starts its timesync.
+async fn connect(st: &LnsStation) -> Result<Session, LnsError> {
+    let (_, mut s) = st.discover_and_connect(LNS_URI).await?;
+    s.recv_router_config(T).await?;
+    if st.pps {
+        s.send_timesync_request().await?;
+    }
+    Ok(s)
 }
 
 /// One device: join, then an uplink every interval; class A downlinks as they come.

@@ -34,8 +34,9 @@ pub struct McGroup {
     pub nwk_s_key: Key,
     pub min_fcnt: u32,
     pub max_fcnt: u32,
-    /// The last FCnt accepted.
+    /// The last FCnt accepted, and that frame (to tell a copy from a reused counter).
     pub last_fcnt: Option<u32>,
+    pub last_phy: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,7 @@ impl AppLayer {
             min_fcnt: le32(&cmd[22..26]),
             max_fcnt: le32(&cmd[26..30]),
             last_fcnt: None,
+            last_phy: Vec::new(),
         };
         self.note(format!("McGroupSetupReq group {id} McAddr {mc_addr:08x}"));
         self.groups[usize::from(id)] = Some(g);
@@ -215,13 +217,17 @@ impl AppLayer {
         let Some(g) = self.groups[gid].as_ref() else {
             return McRx::Refused("the session's group is not set up".into());
         };
-        // A copy of the last frame (same on-air FCnt) would reconstruct to the next 2^16
-        // turn and fail its MIC; a device sees it is the same counter.
-        if phy.len() >= 8
+        // A copy of the last frame (another gateway) is dropped as a device drops it (the
+        // counter did not move); the same counter on another frame means the network reused
+        // a multicast FCnt, which a device cannot decrypt right: refused, and said so.
+        let same_counter = phy.len() >= 8
             && g.last_fcnt
-                .is_some_and(|l| l as u16 == u16::from_le_bytes([phy[6], phy[7]]))
-        {
-            return McRx::Duplicate;
+                .is_some_and(|l| l as u16 == u16::from_le_bytes([phy[6], phy[7]]));
+        if same_counter {
+            if g.last_phy == phy {
+                return McRx::Duplicate;
+            }
+            return McRx::Refused(format!("FCnt {:?} reused by another frame", g.last_fcnt));
         }
         let o = match open_frame(&g.app_s_key, &g.nwk_s_key, g.mc_addr, g.last_fcnt, phy) {
             Ok(o) => o,
@@ -244,7 +250,9 @@ impl AppLayer {
                 return McRx::Lost(n);
             }
         }
-        self.groups[gid].as_mut().expect("checked").last_fcnt = Some(o.fcnt);
+        let g = self.groups[gid].as_mut().expect("checked");
+        g.last_fcnt = Some(o.fcnt);
+        g.last_phy = phy.to_vec();
         if let Err(e) = self.commands(o.fport, &o.plaintext, now, true) {
             return McRx::Refused(e);
         }
