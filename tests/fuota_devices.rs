@@ -505,7 +505,8 @@ async fn associating_devices_refuses_what_cannot_work() {
 }
 
 /// The harness on its own: devices join through two gateways, keep their uplink clock (their
-/// first uplink carries the AppTimeReq), and the server sees their uplinks (events).
+/// first uplink carries the AppTimeReq), the server sees their uplinks (events), and after a
+/// server restart the gateways reconnect and the uplinks go on.
 #[tokio::test]
 async fn a_fleet_joins_through_two_gateways_and_keeps_its_uplink_clock() {
     let srv = TestServer::start().await;
@@ -556,7 +557,24 @@ async fn a_fleet_joins_through_two_gateways_and_keeps_its_uplink_clock() {
             .count();
         assert!(ups >= 2, "{evs}");
     }
+    // The server restarts; the gateways come back and the uplinks with them.
+    let before: Vec<u32> = (0..3).map(|i| fleet.state(i).uplinks).collect();
+    let srv = srv.restart().await;
+    fleet.reconnect(srv.running.lns_addr).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while counter(&srv, "uplinks") < 3 {
+        assert!(Instant::now() < deadline, "{}", fleet.report());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, b) in before.iter().enumerate() {
+        assert!(fleet.state(i).uplinks > *b, "{}", fleet.report());
+    }
     fleet.stop().await;
+}
+
+fn counter(srv: &TestServer, name: &str) -> u64 {
+    let all = srv.running.app.devices.counters.snapshot();
+    all.into_iter().find(|(n, _)| *n == name).unwrap().1
 }
 
 /// McKey_encrypted for a device: aes128_decrypt(McKEKey, McKey) (fuota.md §5), the network's
