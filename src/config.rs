@@ -183,12 +183,26 @@ impl std::fmt::Debug for HttpIntegrationConfig {
 pub struct FuotaConfig {
     /// Largest end-device image a FUOTA task takes (AWS's limit is 1 MiB).
     pub max_image_bytes: u64,
+    /// Tries of each unicast setup or verification request that reach a gateway
+    /// before a silent device is left out (end-devices.md §8.3).
+    pub unicast_attempts: u8,
+    /// Uplink intervals between fixing SessionTime and the session: each device at
+    /// that step gets this many chances to receive its McClassC/BSessionReq.
+    pub session_setup_intervals: u32,
+    /// DevRebootCountdownReq's countdown, seconds.
+    pub reboot_countdown_secs: u32,
+    /// Uplink interval assumed for devices whose profile has no UplinkIntervalSeconds.
+    pub default_uplink_interval_secs: u32,
 }
 
 impl Default for FuotaConfig {
     fn default() -> FuotaConfig {
         FuotaConfig {
             max_image_bytes: 1024 * 1024,
+            unicast_attempts: 3,
+            session_setup_intervals: 2,
+            reboot_countdown_secs: 10,
+            default_uplink_interval_secs: 300,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod admission; // the TLS handshake budget: slots, per-source shares
 pub mod api; // the operator API (AWS IoT Wireless shapes), auth, error mapping
 pub mod app; // AppState passed to every handler; ids, secrets, timestamps
+pub mod applayer; // TS003/TS004/TS005/TS006 app-layer packages a FUOTA task speaks to devices
 pub mod blobstore; // content-addressed blob files: streamed, hashed, durable uploads
 pub mod cli; // the `stationkeeper` command line, one file per subcommand
 pub mod config; // the TOML config with env overrides (spec/running.md)

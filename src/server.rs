@@ -140,6 +140,7 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
     ));
     // Stored FUOTA tasks are resumed; new ones are picked up as they start.
     tracker.spawn(crate::fuota::runner::supervise(app.clone()));
+    tracker.spawn(crate::fuota::control::run(app.clone()));
     tracing::info!(
         cups = ?cups_addr,
         api = ?api_addr,

@@ -501,14 +501,26 @@ struct ListQuery {
     multicast_group_id: Option<String>,
 }
 
+/// A device as ListWirelessDevices shows it.
+pub(super) fn list_entry(d: &DeviceRow) -> Value {
+    json!({
+        "Id": d.id,
+        "Arn": arn("WirelessDevice", &d.id),
+        "Name": d.name,
+        "Type": "LoRaWAN",
+        "DestinationName": d.destination,
+        "LastUplinkReceivedAt": d.last_uplink_at,
+        "LoRaWAN": {"DevEui": d.dev_eui.to_string(), "DeviceProfileId": d.device_profile_id},
+    })
+}
+
 async fn list(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if q.fuota_task_id.is_some() || q.multicast_group_id.is_some() || q.service_profile_id.is_some()
-    {
+    if q.service_profile_id.is_some() {
         return Err(ApiError::validation(
-            "fuotaTaskId, multicastGroupId and serviceProfileId filters are not supported yet; list by destinationName or deviceProfileId",
+            "the serviceProfileId filter is not supported; list by destinationName, deviceProfileId, fuotaTaskId or multicastGroupId",
         ));
     }
     if q.wireless_device_type
@@ -521,22 +533,39 @@ async fn list(
         max_results: q.max_results,
         next_token: q.next_token,
     };
+    // A task's or a group's devices: few enough to page in memory.
+    let members = match (&q.fuota_task_id, &q.multicast_group_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "give fuotaTaskId or multicastGroupId, not both",
+            ))
+        }
+        (Some(t), None) => Some(super::fuota_devices::task_device_list(&app, t).await?),
+        (None, Some(g)) => Some(super::fuota_devices::group_device_list(&app, g).await?),
+        (None, None) => None,
+    };
+    if let Some(rows) = members {
+        return page
+            .answer(
+                "WirelessDeviceList",
+                |after, n| async move {
+                    Ok(rows
+                        .into_iter()
+                        .filter(|(id, _)| after.as_ref().is_none_or(|a| id > a))
+                        .take(n)
+                        .collect::<Vec<_>>())
+                },
+                |(id, _)| id.clone(),
+                |(_, v)| v.clone(),
+            )
+            .await;
+    }
     let (dest, dp) = (q.destination_name, q.device_profile_id);
     page.answer(
         "WirelessDeviceList",
         |after, n| app.store.list_devices(after, n, dest, dp),
         |d| d.id.clone(),
-        |d| {
-            json!({
-                "Id": d.id,
-                "Arn": arn("WirelessDevice", &d.id),
-                "Name": d.name,
-                "Type": "LoRaWAN",
-                "DestinationName": d.destination,
-                "LastUplinkReceivedAt": d.last_uplink_at,
-                "LoRaWAN": {"DevEui": d.dev_eui.to_string(), "DeviceProfileId": d.device_profile_id},
-            })
-        },
+        list_entry,
     )
     .await
 }

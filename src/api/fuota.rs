@@ -39,6 +39,7 @@ pub fn routes() -> Router<App> {
             get(get_one).patch(patch).put(start).delete(remove),
         )
         .route("/fuota-tasks/{id}/multicast-group", put(associate))
+        .merge(super::fuota_devices::routes())
 }
 
 /// The largest FRMPayload any data rate carries (242) less the DataFragment header.
@@ -58,6 +59,8 @@ struct TaskIn {
     #[serde(rename = "FragmentIntervalMS")]
     fragment_interval_ms: Option<u32>,
     descriptor: Option<String>,
+    /// Ours: the TS006 version devices must report after the reboot.
+    expected_firmware_version: Option<Value>,
     #[serde(default, rename = "FirmwareUpdateRole")]
     _firmware_update_role: Option<IgnoredAny>,
     #[serde(default, rename = "ClientRequestToken")]
@@ -94,6 +97,26 @@ fn apply(t: &mut FuotaTaskRow, b: TaskIn) -> Result<(), ApiError> {
     }
     if let Some(i) = b.fragment_interval_ms {
         t.interval_ms = i;
+    }
+    if let Some(v) = b.expected_firmware_version {
+        t.expected_fw_version = match v {
+            Value::Null => None,
+            Value::Number(n) => Some(n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                || {
+                    ApiError::validation(format!(
+                        "ExpectedFirmwareVersion {n} is not a 32-bit unsigned number"
+                    ))
+                },
+            )?),
+            Value::String(text) => Some(
+                crate::applayer::firmware::parse_version(&text).map_err(ApiError::validation)?,
+            ),
+            other => {
+                return Err(ApiError::validation(format!(
+                    "ExpectedFirmwareVersion must be a number or a \"0x…\" string, not {other}"
+                )))
+            }
+        };
     }
     if let Some(d) = b.descriptor {
         let bytes = base64::engine::general_purpose::STANDARD
@@ -199,6 +222,9 @@ async fn create(
         started_at: None,
         finished_at: None,
         created_at: now(),
+        expected_fw_version: None,
+        control: None,
+        frags_done_at: None,
     };
     if b.lorawan.is_none() {
         return Err(ApiError::validation("LoRaWAN.RfRegion is required"));
@@ -267,10 +293,10 @@ async fn associate(
 }
 
 /// What the plan needs to know of the carrying gateways right now.
-struct Carriers {
-    count: usize,
+pub(super) struct Carriers {
+    pub count: usize,
     /// Slots per round: one shared by the GPS gateways, one for each other.
-    slots: usize,
+    pub slots: usize,
 }
 
 async fn carriers(app: &App, t: &FuotaTaskRow, g: &GroupRow) -> Result<Carriers, ApiError> {
@@ -402,10 +428,17 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
             out[k] = json!(v);
         }
     }
+    if let Some(v) = t.expected_fw_version {
+        out["ExpectedFirmwareVersion"] = json!(format!("0x{v:08x}"));
+    }
+    super::fuota_devices::describe(&app, &t, &mut out).await?;
     match plan_for(&app, &t).await {
         Ok((s, c, start, end)) => {
             out["Plan"] = plan_json(&s, &c, start, end);
             out["DeviceSetup"] = device_setup(&s, &t);
+            if let Some(p) = super::fuota_devices::control_plan(&app, &t, &s, &c).await? {
+                out["ControlPlan"] = p;
+            }
             if c.count == 0 {
                 out["PlanProblem"] = json!(no_gateways(&t));
             }
@@ -495,8 +528,13 @@ async fn start(
     if c.count == 0 {
         return Err(ApiError::validation(no_gateways(&t)));
     }
+    let given = b.lorawan.and_then(|l| l.start_time);
+    let devices = app.store.task_device_ids(t.id.clone()).await?;
+    if !devices.is_empty() {
+        return super::fuota_devices::start(&app, &t, &s, &c, devices, given).await;
+    }
     let now_us = unix_now_us();
-    let start_us = match b.lorawan.and_then(|l| l.start_time) {
+    let start_us = match given {
         Some(st) => {
             parse_time(&st).map_err(|e| ApiError::validation(format!("LoRaWAN.StartTime {e}")))?
         }
@@ -543,10 +581,12 @@ async fn start(
     app.store
         .start_fuota_task(StartRequest {
             task_id: id.clone(),
-            start_time: format_unix_us(start_us),
+            start_time: Some(format_unix_us(start_us)),
             total_frags: s.plan.frags.total(),
             gateway_ids,
             started_at: now(),
+            device_ids: Vec::new(),
+            control: None,
         })
         .await?;
     tracing::info!(task = %id, from = "Pending", to = "FuotaSession_Waiting", frames = s.plan.frags.total(), gateways = c.count, "FUOTA task transition");

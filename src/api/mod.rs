@@ -7,6 +7,7 @@ mod credentials;
 mod devices;
 mod error;
 mod fuota;
+mod fuota_devices;
 mod gateways;
 mod multicast;
 mod tasks;

@@ -95,6 +95,7 @@ async fn create(
             gateway_ids: Vec::new(),
             gateways_explicit: false,
             created_at: now(),
+            mc_key,
         })
         .await?;
     tracing::info!(group = %id, mc_addr = %format!("{mc_addr:08x}"), class = class.as_str(), "multicast group created");

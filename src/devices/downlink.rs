@@ -19,6 +19,7 @@ use super::profile::DeviceProfile;
 use super::region::{max_frm_payload, required_snr, rx1_dr, rx1_freq};
 use super::{store_failed, Counters};
 use crate::app::{now, App};
+use crate::fuota::control::{self, Delivery, Unicast};
 use crate::integration::Event;
 use crate::lns::downlink::{airtime, Downlink, Outcome, Timing};
 use crate::lns::{regions, UplinkEvent};
@@ -58,6 +59,8 @@ pub struct Answer {
     pub requests: Vec<Vec<u8>>,
     /// A downlink is owed even if empty (sticky answers, ADRACKReq).
     pub owed: bool,
+    /// An app-layer package frame (FUOTA control plane), sent before the queue.
+    pub package: Option<Unicast>,
 }
 
 /// The copy with the best link margin (SNR above what its SF needs), then RSSI.
@@ -123,6 +126,7 @@ fn frame_room(region: &str, rx1: Rx, rx2: Rx) -> usize {
 
 /// Sends `phy` in the class A windows of `up`. The outcome arrives later (station's
 /// `dntxed`); `txack` names the event to emit when it does.
+#[allow(clippy::too_many_arguments)]
 pub async fn send_class_a(
     app: &App,
     device: &DeviceRow,
@@ -131,6 +135,7 @@ pub async fn send_class_a(
     w: Window,
     phy: Vec<u8>,
     txack: Option<(Event, u32)>,
+    delivery: Option<Delivery>,
 ) -> bool {
     let copy = best_copy(up);
     let (rx1, rx2) = windows(region, copy, w, up.first_arrival_us);
@@ -162,7 +167,7 @@ pub async fn send_class_a(
         },
         priority: 0,
     };
-    spawn_send(app, copy.gateway, dl, txack, region.to_owned());
+    spawn_send(app, copy.gateway, dl, txack, delivery, region.to_owned());
     true
 }
 
@@ -172,6 +177,7 @@ fn spawn_send(
     gateway: crate::eui::Eui,
     dl: Downlink,
     txack: Option<(Event, u32)>,
+    delivery: Option<Delivery>,
     region: String,
 ) {
     let app = app.clone();
@@ -181,6 +187,9 @@ fn spawn_send(
         match outcome {
             Ok(Outcome::Transmitted(tx)) => {
                 Counters::bump(&c.downlinks_sent);
+                if let Some(d) = delivery {
+                    control::delivered(&app, d);
+                }
                 if let Some((
                     Event::TxAck {
                         downlink_id,
@@ -255,17 +264,24 @@ pub async fn answer_uplink(
     }
     let room = frame_room(region, rx1, rx2);
     let placed = place_mac(&a, room);
-    let owed = a.ack || a.owed || !a.answers.is_empty() || !a.requests.is_empty();
-    if !owed && !matches!(app.store.queued(ctx.device.id.clone()).await, Ok(n) if n > 0) {
-        return;
-    }
     let app_room = match &placed {
         Mac::FOpts(f) => Some(room.saturating_sub(f.len())),
         Mac::Port0(_) => None,
     };
+    // A package frame goes before the queue when it fits beside the MAC bytes;
+    // otherwise it waits for the next uplink (no try is spent).
+    let package = a
+        .package
+        .filter(|p| app_room.is_some_and(|r| p.data.len() <= r));
+    let owed =
+        a.ack || a.owed || !a.answers.is_empty() || !a.requests.is_empty() || package.is_some();
+    if !owed && !matches!(app.store.queued(ctx.device.id.clone()).await, Ok(n) if n > 0) {
+        return;
+    }
+    let queue_room = if package.is_some() { None } else { app_room };
     let r = match app
         .store
-        .reserve_downlink(ctx.device.id.clone(), app_room)
+        .reserve_downlink(ctx.device.id.clone(), queue_room)
         .await
     {
         Ok(r) => r,
@@ -274,7 +290,22 @@ pub async fn answer_uplink(
     if !owed && r.item.is_none() {
         return;
     }
-    let pending = r.more || matches!(placed, Mac::Port0(_));
+    let (item, delivery) = match package {
+        Some(p) => (
+            Some(QueueItem {
+                id: String::new(),
+                device_id: ctx.device.id.clone(),
+                f_port: p.f_port,
+                data: p.data,
+                confirmed: false,
+                created_at: String::new(),
+            }),
+            p.delivery,
+        ),
+        None => (r.item.clone(), None),
+    };
+    // FPending: more queued, MAC bytes left over, or another package step to come.
+    let pending = r.more || matches!(placed, Mac::Port0(_)) || delivery.is_some();
     let phy = data_frame(
         &ctx.session.nwk_s_key,
         &ctx.session.app_s_key,
@@ -283,13 +314,13 @@ pub async fn answer_uplink(
         a.ack,
         pending,
         placed,
-        r.item.as_ref(),
+        item.as_ref(),
     );
     let txack = r
         .item
         .as_ref()
         .map(|q| txack_event(ctx, profile, q, r.fcnt_down));
-    send_class_a(app, &ctx.device, region, up, w, phy, txack).await;
+    send_class_a(app, &ctx.device, region, up, w, phy, txack, delivery).await;
 }
 
 fn txack_event(
@@ -431,7 +462,7 @@ pub async fn send_class_c(app: &App, device_id: &str) {
         priority: 0,
     };
     let txack = txack_event(&ctx, &profile, item, r.fcnt_down);
-    spawn_send(app, gateway, dl, Some(txack), region.to_owned());
+    spawn_send(app, gateway, dl, Some(txack), None, region.to_owned());
 }
 
 /// The gateway of the device's last uplink (kept in its statistics).

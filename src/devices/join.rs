@@ -88,7 +88,17 @@ pub async fn handle(app: &App, up: Collected) {
         rx1_dr_offset: 0,
         rx2,
     };
-    downlink::send_class_a(app, &known.device, &region, &up, window, accept.phy, None).await;
+    downlink::send_class_a(
+        app,
+        &known.device,
+        &region,
+        &up,
+        window,
+        accept.phy,
+        None,
+        None,
+    )
+    .await;
 }
 
 fn parse(phy: &[u8]) -> Option<Request> {

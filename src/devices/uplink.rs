@@ -233,11 +233,14 @@ async fn accept(app: &App, v: Verified, full: u32, up: &Collected) {
     let mut ctx = v.ctx.clone();
     ctx.session.slot = 0;
     tell_application(app, &v, &ctx, full, &payload, up, &out, confirmed).await;
+    let package =
+        crate::fuota::control::on_uplink(app, &ctx.device, v.f_port, &payload, rx.gps_end_us).await;
     let answer = Answer {
         ack: v.confirmed,
         answers: out.answers,
         requests: maccommand::encode_pending(&mac),
         owed: out.must_respond || v.adr_ack_req,
+        package,
     };
     downlink::answer_uplink(app, &ctx, &v.profile, &mac, up, answer).await;
 }
@@ -303,7 +306,11 @@ async fn tell_application(
             region_config_id: region.to_lowercase(),
         });
     }
-    if let Some(port) = v.f_port.filter(|&p| p > 0) {
+    // The app-layer packages' ports (TS003–TS006) are the server's own traffic.
+    let application_port = v
+        .f_port
+        .filter(|&p| p > 0 && !crate::applayer::is_package_port(p));
+    if let Some(port) = application_port {
         evs.push(Event::Up {
             deduplication_id: dedup_id.clone(),
             time: now(),

@@ -10,6 +10,8 @@
 
 pub mod classb;
 pub mod codec;
+pub mod control;
+pub mod device;
 pub mod group;
 pub mod job;
 pub mod keys;

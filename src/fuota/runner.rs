@@ -177,6 +177,10 @@ pub async fn supervise(app: App) {
                         finish_delete(&app, &t.id).await;
                         continue;
                     }
+                    // Devices are still being set up; `control` fixes SessionTime.
+                    if t.start_time.is_none() {
+                        continue;
+                    }
                     let token = app.shutdown.child_token();
                     app.fuota.lock().insert(t.id.clone(), (token.clone(), None));
                     let app2 = app.clone();
@@ -232,6 +236,17 @@ async fn sleep_until_us(t: i64, cancel: &CancellationToken) -> bool {
 fn finished(app: &App, id: &str, reason: Option<String>) -> impl std::future::Future<Output = ()> {
     let (app, id) = (app.clone(), id.to_string());
     async move {
+        // With devices, the last fragment starts the status and verification
+        // steps; `control` ends the task when the devices have answered.
+        if matches!(app.store.fuota_task(id.clone()).await, Ok(t) if t.control.is_some()) {
+            if let Some(r) = &reason {
+                tracing::warn!(task = %id, reason = %r, "FUOTA fragments ended early");
+            }
+            if let Err(e) = app.store.set_fuota_frags_done(id.clone(), now()).await {
+                tracing::error!(task = %id, "recording the end of the fragments: {e}");
+            }
+            return;
+        }
         let at = Some(now());
         for from in [Status::InSession, Status::SessionWaiting] {
             match app

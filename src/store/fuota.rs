@@ -35,6 +35,9 @@ pub struct GroupRow {
     /// Only `gateway_ids` carry the group, even when deletions emptied the list.
     pub gateways_explicit: bool,
     pub created_at: String,
+    /// The McKey the session keys came from, for the devices' McGroupSetupReq;
+    /// None when the group was made from session keys alone.
+    pub mc_key: Option<[u8; 16]>,
 }
 
 impl std::fmt::Debug for GroupRow {
@@ -67,6 +70,13 @@ pub struct FuotaTaskRow {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub created_at: String,
+    /// TS006 firmware version the devices must report (ours).
+    pub expected_fw_version: Option<u32>,
+    /// What the control plane sends every device (JSON); set at start when the
+    /// task has devices.
+    pub control: Option<String>,
+    /// When the last fragment went out (tasks with devices).
+    pub frags_done_at: Option<String>,
 }
 
 /// One gateway's progress in a task.
@@ -85,10 +95,14 @@ pub struct ProgressRow {
 #[derive(Debug, Clone)]
 pub struct StartRequest {
     pub task_id: String,
-    pub start_time: String,
+    /// None while the control plane has yet to fix SessionTime (tasks with devices).
+    pub start_time: Option<String>,
     pub total_frags: u16,
     pub gateway_ids: Vec<String>,
     pub started_at: String,
+    /// The devices the control plane sets up, and what it sends them (JSON).
+    pub device_ids: Vec<String>,
+    pub control: Option<String>,
 }
 
 /// The effect of a round on the store: fragments handed over, outcomes known.
@@ -102,7 +116,7 @@ pub struct RoundRecord {
 
 const GROUP_COLS: &str = "id, name, description, rf_region, dl_class, mc_addr, mc_app_s_key,
     mc_nwk_s_key, fcnt_next, dl_dr, dl_freq, session_start, session_timeout, ping_slot_period, created_at,
-    gateways_explicit";
+    gateways_explicit, mc_key";
 
 fn key16(v: Vec<u8>) -> rusqlite::Result<[u8; 16]> {
     v.try_into().map_err(|_| {
@@ -140,10 +154,11 @@ fn group_from_row(r: &Row) -> rusqlite::Result<GroupRow> {
         gateway_ids: Vec::new(),
         gateways_explicit: r.get(15)?,
         created_at: r.get(14)?,
+        mc_key: r.get::<_, Option<Vec<u8>>>(16)?.map(key16).transpose()?,
     })
 }
 
-fn load_group(c: &Connection, id: &str) -> Result<GroupRow, StoreError> {
+pub(super) fn load_group(c: &Connection, id: &str) -> Result<GroupRow, StoreError> {
     let mut g = c
         .prepare_cached(&format!(
             "SELECT {GROUP_COLS} FROM multicast_groups WHERE id = ?1"
@@ -158,11 +173,12 @@ fn load_group(c: &Connection, id: &str) -> Result<GroupRow, StoreError> {
     Ok(g)
 }
 
-const TASK_COLS: &str = "id, name, description, rf_region, blob_id, redundancy_percent, frag_size,
+pub(super) const TASK_COLS: &str =
+    "id, name, description, rf_region, blob_id, redundancy_percent, frag_size,
     interval_ms, descriptor, group_id, status, status_reason, start_time, fcnt_base, total_frags,
-    started_at, finished_at, created_at";
+    started_at, finished_at, created_at, expected_fw_version, control, frags_done_at";
 
-fn task_from_row(r: &Row) -> rusqlite::Result<FuotaTaskRow> {
+pub(super) fn task_from_row(r: &Row) -> rusqlite::Result<FuotaTaskRow> {
     let status: String = r.get(10)?;
     let descriptor: Vec<u8> = r.get(8)?;
     Ok(FuotaTaskRow {
@@ -184,10 +200,13 @@ fn task_from_row(r: &Row) -> rusqlite::Result<FuotaTaskRow> {
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
         created_at: r.get(17)?,
+        expected_fw_version: r.get::<_, Option<i64>>(18)?.map(|v| v as u32),
+        control: r.get(19)?,
+        frags_done_at: r.get(20)?,
     })
 }
 
-fn load_task(c: &Connection, id: &str) -> Result<FuotaTaskRow, StoreError> {
+pub(super) fn load_task(c: &Connection, id: &str) -> Result<FuotaTaskRow, StoreError> {
     Ok(c.prepare_cached(&format!(
         "SELECT {TASK_COLS} FROM fuota_tasks WHERE id = ?1"
     ))?
@@ -214,7 +233,8 @@ impl Store {
         self.run(move |c| {
             c.execute(
                 "INSERT INTO multicast_groups (id, name, description, rf_region, dl_class, mc_addr,
-                     mc_app_s_key, mc_nwk_s_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     mc_app_s_key, mc_nwk_s_key, created_at, mc_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     g.id,
                     g.name,
@@ -224,7 +244,8 @@ impl Store {
                     i64::from(g.mc_addr),
                     g.mc_app_s_key.as_slice(),
                     g.mc_nwk_s_key.as_slice(),
-                    g.created_at
+                    g.created_at,
+                    g.mc_key.as_ref().map(|k| k.as_slice())
                 ],
             )?;
             Ok(())
@@ -464,16 +485,24 @@ impl Store {
             )?;
             tx.execute(
                 "UPDATE fuota_tasks SET status = ?2, status_reason = NULL, start_time = ?3, fcnt_base = ?4,
-                     total_frags = ?5, started_at = ?6 WHERE id = ?1",
+                     total_frags = ?5, started_at = ?6, control = ?7 WHERE id = ?1",
                 params![
                     t.id,
                     Status::SessionWaiting.as_str(),
                     s.start_time,
                     g.fcnt_next as i64,
                     s.total_frags,
-                    s.started_at
+                    s.started_at,
+                    s.control
                 ],
             )?;
+            if let Some(start) = &s.start_time {
+                tx.execute(
+                    "UPDATE multicast_groups SET session_start = ?2 WHERE id = ?1 AND ?3",
+                    params![group_id, start, s.control.is_some()],
+                )?;
+            }
+            super::fuota_devices::enroll(&tx, &t.id, &s.device_ids, &s.started_at)?;
             tx.execute("DELETE FROM fuota_progress WHERE task_id = ?1", [&t.id])?;
             for gw in &s.gateway_ids {
                 tx.execute(
@@ -619,11 +648,12 @@ impl Store {
 fn write_task(c: &Connection, t: &FuotaTaskRow, insert: bool) -> Result<(), StoreError> {
     let sql = if insert {
         "INSERT INTO fuota_tasks (id, name, description, rf_region, blob_id, redundancy_percent, frag_size,
-             interval_ms, descriptor, group_id, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+             interval_ms, descriptor, group_id, status, created_at, expected_fw_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     } else {
         "UPDATE fuota_tasks SET name = ?2, description = ?3, rf_region = ?4, blob_id = ?5,
-             redundancy_percent = ?6, frag_size = ?7, interval_ms = ?8, descriptor = ?9, group_id = ?10
+             redundancy_percent = ?6, frag_size = ?7, interval_ms = ?8, descriptor = ?9, group_id = ?10,
+             expected_fw_version = ?13
          WHERE id = ?1 AND status = ?11 AND created_at = ?12"
     };
     let n = c.execute(
@@ -640,7 +670,8 @@ fn write_task(c: &Connection, t: &FuotaTaskRow, insert: bool) -> Result<(), Stor
             t.descriptor.as_slice(),
             t.group_id,
             t.status.as_str(),
-            t.created_at
+            t.created_at,
+            t.expected_fw_version.map(i64::from)
         ],
     )?;
     if n == 0 {

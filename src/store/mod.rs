@@ -9,6 +9,7 @@ mod blobs;
 mod credentials;
 mod devices;
 mod fuota;
+mod fuota_devices;
 mod gateways;
 mod lns;
 pub mod tags;
@@ -23,6 +24,7 @@ pub use devices::{
     OtaaKeys, ProfileKind, ProfileRow, QueueItem, SessionRow,
 };
 pub use fuota::{FuotaTaskRow, GroupRow, GroupSession, ProgressRow, RoundRecord, StartRequest};
+pub use fuota_devices::FuotaDeviceRow;
 pub use gateways::{Contact, CupsReport, Gateway, GatewayPatch, NewGateway, Origin};
 pub use lns::LnsState;
 pub use tags::Tag;
@@ -43,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_devices.sql"),
     include_str!("migrations/0006_registration.sql"),
     include_str!("migrations/0007_tags.sql"),
+    include_str!("migrations/0008_fuota_devices.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
