@@ -586,13 +586,26 @@ fn receive(dev: &mut Device, state: &Shared, meta: Option<UplinkMeta>, m: &Dnmsg
 /// DR0 RX2 (1 s and more on air, 10 %) would allow one class A answer per ~15 s per gateway
 /// once RX1's 1 % band is spent.
 pub async fn create_profile(api: &ApiClient, uplink_interval_secs: u32) -> String {
+    create_profile_with(api, uplink_interval_secs, json!({})).await
+}
+
+/// `create_profile` with `extra` merged into its LoRaWAN object (e.g. SupportsClassB).
+pub async fn create_profile_with(
+    api: &ApiClient,
+    uplink_interval_secs: u32,
+    extra: Value,
+) -> String {
+    let mut l = json!({
+        "MacVersion": "1.0.3", "RfRegion": "EU868", "SupportsJoin": true,
+        "SupportsClassC": true, "RxDataRate2": 5,
+        "UplinkIntervalSeconds": uplink_interval_secs});
+    for (k, v) in extra.as_object().expect("an object") {
+        l[k] = v.clone();
+    }
     api.call(
         Method::POST,
         "/device-profiles",
-        Some(json!({"Name": "fuota-fleet", "LoRaWAN": {
-            "MacVersion": "1.0.3", "RfRegion": "EU868", "SupportsJoin": true,
-            "SupportsClassC": true, "RxDataRate2": 5,
-            "UplinkIntervalSeconds": uplink_interval_secs}})),
+        Some(json!({"Name": "fuota-fleet", "LoRaWAN": l})),
     )
     .await
     .unwrap()["Id"]
