@@ -391,6 +391,9 @@ fn ts006_answers_match_the_vectors() {
         ask(&mut d, "DevDeleteImageReq (version 0x02010000)"),
         Some(hex_of("DevDeleteImageAns (ErrorNoValidImage)"))
     );
+    // The answer says the seconds left when it goes out, 3 s after the request here.
+    down(&mut d, PORT_FIRMWARE, "030a0000", at);
+    assert_eq!(up(&mut d, at + 3.0), Some((203, "03070000".into())));
     // A reboot in the past cannot be programmed.
     down(&mut d, PORT_FIRMWARE, "02105c7253", 1_400_004_000.0);
     assert_eq!(

@@ -5,7 +5,7 @@
 //! fragmentation session and the class C session, multicasts the image, asks for the
 //! fragmentation status and, with `ExpectedFirmwareVersion`, has the image installed and
 //! checks the version that runs. Each test compares what the API reports per device with what
-//! the device really did.
+//! the device really did. `FUOTA_FLEET_REPORT=1` prints every device's trace at FuotaDone.
 
 mod common;
 
@@ -207,6 +207,9 @@ async fn wait_done(
             seen.push(st.clone());
         }
         if st == "FuotaDone" {
+            if std::env::var_os("FUOTA_FLEET_REPORT").is_some() {
+                eprintln!("{t:#}\n{}", fleet.report());
+            }
             return (t, seen);
         }
         assert!(
@@ -401,6 +404,8 @@ async fn five_devices_each_end_with_the_status_that_tells_what_happened() {
 
 #[tokio::test]
 async fn bad_answers_are_ignored_and_the_others_are_unaffected() {
+    // Each spoiled answer (wrong CID, truncated, oversized, duplicated, another FragIndex or
+    // McGroupID) comes once; the device answers right when asked again.
     let base = |n| DeviceSpec::numbered(n, OLD_FW);
     let spoil = |n, port, cid, how| {
         base(n).with_faults(Faults {
@@ -420,13 +425,29 @@ async fn bad_answers_are_ignored_and_the_others_are_unaffected() {
         spoil(15, 200, 0x02, Corrupt::Duplicate),
         spoil(16, 201, 0x02, Corrupt::OtherIndex),
         spoil(17, 200, 0x02, Corrupt::OtherIndex),
+        // 7: has no multicast group slot 0 (McGroupSetupAns IDerror).
+        base(18).with_faults(Faults {
+            mc_group_slots: 0,
+            ..Faults::default()
+        }),
     ];
     let s = set_up(specs, json!({})).await;
     let api = s.api();
     let (done, _) = run_to_done(&s, Duration::from_secs(240)).await;
     let list = device_statuses(api, &s.task).await;
     let report = format!("{list:#?}\n{}", s.fleet.report());
-    for (i, d) in s.fleet.devices.iter().enumerate() {
+    let refused = entry(&list, &s.fleet.devices[7].id);
+    assert_eq!(
+        refused["FuotaDeviceStatus"], "Package_Not_Supported",
+        "{report}"
+    );
+    let reason = refused["FuotaDeviceStatusReason"].as_str().unwrap_or("");
+    assert!(reason.contains("IDerror"), "{reason:?}");
+    assert_eq!(
+        done["DeviceStatusCounts"]["Package_Not_Supported"], 1,
+        "{done}"
+    );
+    for (i, d) in s.fleet.devices.iter().enumerate().take(7) {
         // One spoiled answer costs a retry, not the update.
         assert_eq!(
             entry(&list, &d.id)["FuotaDeviceStatus"],

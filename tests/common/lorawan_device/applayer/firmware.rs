@@ -56,7 +56,7 @@ impl AppLayer {
                 let ans = match t {
                     0xffff_ffff => {
                         self.firmware.reboot_at = None;
-                        Some(0xffff_ffff)
+                        Some(0xffff_ffffu32)
                     }
                     0 => {
                         // As soon as possible: no answer (end-devices.md §6.4, unconfirmed).
@@ -66,39 +66,37 @@ impl AppLayer {
                     t if f64::from(t) <= device_now => Some(0),
                     t => {
                         self.firmware.reboot_at = Some(f64::from(t));
-                        Some((f64::from(t) - device_now).ceil() as u32)
+                        None
                     }
                 };
-                self.note(format!("DevRebootTimeReq {t}: answer {ans:?}"));
-                if let Some(a) = ans {
-                    let mut b = vec![0x02];
-                    b.extend(a.to_le_bytes());
-                    self.answer(PORT_FIRMWARE, b);
+                self.note(format!("DevRebootTimeReq {t}"));
+                match ans {
+                    Some(a) => {
+                        let mut b = vec![0x02];
+                        b.extend(a.to_le_bytes());
+                        self.answer(PORT_FIRMWARE, b);
+                    }
+                    None if t != 0 => self.queue_reboot_ans(0x02),
+                    None => {}
                 }
             }
             0x03 => {
                 let c = le24(&cmd[1..4]);
-                let ans = match c {
+                match c {
                     0xff_ffff => {
                         self.firmware.reboot_at = None;
-                        Some(0xff_ffff)
+                        self.answer(PORT_FIRMWARE, vec![0x03, 0xff, 0xff, 0xff]);
                     }
                     // A 0 countdown reboots at once and is not answered (TS006 §3.4).
-                    0 => {
-                        self.firmware.reboot_at = Some(device_now);
-                        None
-                    }
+                    0 => self.firmware.reboot_at = Some(device_now),
                     c => {
+                        // The timer starts now, as LoRaMac-node's does; the answer says
+                        // what is left when it goes out.
                         self.firmware.reboot_at = Some(device_now + f64::from(c));
-                        Some(c)
+                        self.queue_reboot_ans(0x03);
                     }
-                };
-                self.note(format!("DevRebootCountdownReq {c}: answer {ans:?}"));
-                if let Some(a) = ans {
-                    let mut b = vec![0x03];
-                    b.extend(&a.to_le_bytes()[..3]);
-                    self.answer(PORT_FIRMWARE, b);
                 }
+                self.note(format!("DevRebootCountdownReq {c}"));
             }
             0x04 => {
                 let b = match self.firmware.stored {
@@ -125,6 +123,23 @@ impl AppLayer {
             }
             _ => unreachable!("command_len knows only these CIDs"),
         }
+    }
+
+    /// DevRebootTimeAns / DevRebootCountdownAns with the seconds left now (rounded up); 0
+    /// ("cannot") if the reboot was cancelled or happened meanwhile.
+    pub(super) fn reboot_ans(&mut self, cid: u8, now: f64) -> Vec<u8> {
+        let left = self
+            .firmware
+            .reboot_at
+            .map_or(0.0, |t| (t - self.device_time(now)).max(0.0).ceil());
+        let mut b = vec![cid];
+        let n = left as u32;
+        if cid == 0x03 {
+            b.extend(&n.min(0xff_fffe).to_le_bytes()[..3]);
+        } else {
+            b.extend(n.to_le_bytes());
+        }
+        b
     }
 
     fn dev_version_ans(&mut self) {

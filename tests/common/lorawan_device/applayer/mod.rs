@@ -123,6 +123,9 @@ enum Queued {
     Answer(u8, Vec<u8>),
     /// AppTimeReq: DeviceTime is read when the uplink is built.
     AppTimeReq,
+    /// DevRebootTimeAns (CID 02) / DevRebootCountdownAns (03): the seconds left until the
+    /// programmed reboot, read when the uplink is built ("from sending this answer").
+    RebootAns(u8),
 }
 
 impl Queued {
@@ -130,6 +133,7 @@ impl Queued {
         match self {
             Queued::Answer(p, _) => *p,
             Queued::AppTimeReq => PORT_CLOCK,
+            Queued::RebootAns(_) => PORT_FIRMWARE,
         }
     }
 }
@@ -278,6 +282,11 @@ impl AppLayer {
         self.queue.push(Queued::Answer(port, b));
     }
 
+    /// Queues a DevRebootTimeAns / DevRebootCountdownAns computed at send time.
+    fn queue_reboot_ans(&mut self, cid: u8) {
+        self.queue.push(Queued::RebootAns(cid));
+    }
+
     /// Whether anything waits for an uplink.
     pub fn has_pending(&self) -> bool {
         !self.queue.is_empty() || self.resync_left > 0
@@ -298,6 +307,9 @@ impl AppLayer {
             match q {
                 Queued::Answer(p, b) if p == port => out.extend(b),
                 Queued::AppTimeReq if port == PORT_CLOCK => out.extend(self.app_time_req(now)),
+                Queued::RebootAns(cid) if port == PORT_FIRMWARE => {
+                    out.extend(self.reboot_ans(cid, now))
+                }
                 other => self.queue.push(other),
             }
         }
