@@ -89,10 +89,12 @@ impl ApiClient {
     pub async fn list_all(&self, path: &str, key: &str) -> Result<Value, String> {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
+        // The path may carry filters of its own (`?fuotaTaskId=…`).
+        let sep = if path.contains('?') { '&' } else { '?' };
         loop {
             let url = match &token {
-                None => format!("{path}?maxResults=250"),
-                Some(t) => format!("{path}?maxResults=250&nextToken={}", query_value(t)),
+                None => format!("{path}{sep}maxResults=250"),
+                Some(t) => format!("{path}{sep}maxResults=250&nextToken={}", query_value(t)),
             };
             let page = self.call(Method::GET, &url, None).await?;
             items.extend(page[key].as_array().cloned().unwrap_or_default());

@@ -84,6 +84,24 @@ enum GroupsCommand {
         #[arg(value_name = "GATEWAY")]
         gateways: Vec<String>,
     },
+    /// Add wireless devices (Ids) to the group, or with --device-profile every
+    /// device of that profile (StartBulkAssociateWirelessDeviceWithMulticastGroup).
+    AddDevices {
+        id: String,
+        #[arg(value_name = "DEVICE")]
+        devices: Vec<String>,
+        #[arg(long)]
+        device_profile: Option<String>,
+    },
+    /// Remove a wireless device from the group.
+    RemoveDevice {
+        id: String,
+        device: String,
+    },
+    /// The group's devices.
+    Devices {
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -122,6 +140,25 @@ enum FuotaCommand {
         id: String,
         #[arg(long)]
         multicast_group: String,
+    },
+    /// Add wireless devices (Ids) to a Pending task: the task sets each one up,
+    /// sends the image and checks the firmware it runs afterwards.
+    AddDevices {
+        id: String,
+        #[arg(value_name = "DEVICE", required = true)]
+        devices: Vec<String>,
+    },
+    /// Remove a wireless device from a Pending task.
+    RemoveDevice {
+        id: String,
+        device: String,
+    },
+    /// The task's devices: FuotaDeviceStatus, step and reason of each.
+    Devices {
+        id: String,
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Start the task, then print it as `get` does.
     Start {
@@ -263,6 +300,43 @@ pub async fn groups(a: GroupsArgs) -> CliResult {
                 .await?;
             print_json(&c.call(Method::GET, &path, None).await?);
         }
+        GroupsCommand::AddDevices {
+            id,
+            devices,
+            device_profile,
+        } => {
+            for d in devices {
+                c.call(
+                    Method::PUT,
+                    &format!("{}/wireless-device", group(&id)),
+                    Some(json!({"WirelessDeviceId": d})),
+                )
+                .await?;
+            }
+            if let Some(p) = device_profile {
+                c.call(
+                    Method::PATCH,
+                    &format!("{}/bulk", group(&id)),
+                    Some(json!({"QueryString": format!("deviceProfileId={p}")})),
+                )
+                .await?;
+            }
+        }
+        GroupsCommand::RemoveDevice { id, device } => {
+            c.call(
+                Method::DELETE,
+                &format!("{}/wireless-devices/{device}", group(&id)),
+                None,
+            )
+            .await?;
+        }
+        GroupsCommand::Devices { id } => print_json(
+            &c.list_all(
+                &format!("/wireless-devices?multicastGroupId={id}"),
+                "WirelessDeviceList",
+            )
+            .await?,
+        ),
     }
     Ok(())
 }
@@ -304,6 +378,37 @@ pub async fn tasks(a: FuotaArgs) -> CliResult {
                 Some(json!({"MulticastGroupId": multicast_group})),
             )
             .await?;
+        }
+        FuotaCommand::AddDevices { id, devices } => {
+            for d in devices {
+                c.call(
+                    Method::PUT,
+                    &format!("{}/wireless-device", task(&id)),
+                    Some(json!({"WirelessDeviceId": d})),
+                )
+                .await?;
+            }
+        }
+        FuotaCommand::RemoveDevice { id, device } => {
+            c.call(
+                Method::DELETE,
+                &format!("{}/wireless-devices/{device}", task(&id)),
+                None,
+            )
+            .await?;
+        }
+        FuotaCommand::Devices { id, json } => {
+            let list = c
+                .list_all(
+                    &format!("/wireless-devices?fuotaTaskId={id}"),
+                    "WirelessDeviceList",
+                )
+                .await?;
+            if json {
+                print_json(&list);
+            } else {
+                print!("{}", describe_devices(&list));
+            }
         }
         FuotaCommand::Start {
             id,
@@ -443,6 +548,29 @@ fn describe_task(t: &Value) -> String {
     }
     line(status);
 
+    let cp = &t["ControlPlan"];
+    if cp.is_object() {
+        line(format!(
+            "devices: {} ({}); uplink interval {} s, {} tries per request; SessionTime {}; estimated FuotaDone {}",
+            text(&t["WirelessDevices"]),
+            match t["DeviceStatusCounts"].as_object() {
+                Some(m) => m
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "not started".into(),
+            },
+            text(&cp["UplinkIntervalSeconds"]),
+            text(&cp["UnicastAttempts"]),
+            match cp["SessionTime"].as_str() {
+                Some(s) => s.to_string(),
+                None => format!("not fixed yet (estimated {})", text(&cp["EstimatedSessionTime"])),
+            },
+            text(&cp["EstimatedFuotaDone"]),
+        ));
+    }
+
     let pr = &t["Progress"];
     if pr.is_object() {
         let total = text(&pr["FragmentsPerGateway"]);
@@ -472,6 +600,25 @@ fn describe_task(t: &Value) -> String {
                 text(&g["Failed"]),
             ));
         }
+    }
+    out
+}
+
+/// One line per device: DevEui, status, step and the reason.
+fn describe_devices(list: &Value) -> String {
+    let mut out = String::new();
+    for d in list["WirelessDeviceList"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{} {}: {} at {}",
+            text(&d["LoRaWAN"]["DevEui"]),
+            text(&d["Id"]),
+            text(&d["FuotaDeviceStatus"]),
+            text(&d["FuotaStep"]),
+        ));
+        if let Some(r) = d["FuotaDeviceStatusReason"].as_str() {
+            out.push_str(&format!(" ({r})"));
+        }
+        out.push('\n');
     }
     out
 }

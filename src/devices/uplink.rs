@@ -212,6 +212,7 @@ async fn accept(app: &App, v: Verified, full: u32, up: &Collected) {
         out.answers.extend(port0.answers);
         out.must_respond |= port0.must_respond;
         out.status = out.status.or(port0.status);
+        out.device_time |= port0.device_time;
     }
     let want = wanted(app, &v.profile, &mac, up).await;
     maccommand::want(&mut mac, &want);
@@ -233,8 +234,15 @@ async fn accept(app: &App, v: Verified, full: u32, up: &Collected) {
     let mut ctx = v.ctx.clone();
     ctx.session.slot = 0;
     tell_application(app, &v, &ctx, full, &payload, up, &out, confirmed).await;
-    let package =
-        crate::fuota::control::on_uplink(app, &ctx.device, v.f_port, &payload, rx.gps_end_us).await;
+    let package = crate::fuota::control::on_uplink(
+        app,
+        &ctx.device,
+        v.f_port,
+        &payload,
+        rx.gps_end_us,
+        out.device_time,
+    )
+    .await;
     let answer = Answer {
         ack: v.confirmed,
         answers: out.answers,

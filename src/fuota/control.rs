@@ -239,20 +239,26 @@ fn machine_task(t: &FuotaTaskRow, c: &Control, now_us: i64) -> device::Task {
     }
 }
 
-/// Handles one accepted data uplink of `device` (FPort and decrypted payload) and
-/// returns what its class A downlink should carry, if anything.
+/// Handles one accepted data uplink of `device` (FPort and decrypted payload; and
+/// whether its MAC commands held a DeviceTimeReq) and returns what its class A
+/// downlink should carry, if anything.
 pub async fn on_uplink(
     app: &App,
     device: &DeviceRow,
     f_port: Option<u8>,
     payload: &[u8],
     gps_end_us: i64,
+    device_time: bool,
 ) -> Option<Unicast> {
     let received_gps_s = (gps_end_us.div_euclid(1_000_000)) as u32;
-    let read = match f_port {
+    let mut read = match f_port {
         Some(p) => read(p, payload, received_gps_s),
         None => Read::default(),
     };
+    // A 1.0.3+ device that set its clock with DeviceTimeReq needs no TS003.
+    if device_time {
+        read.answers.push(Answer::ClockSynced);
+    }
     let clock = read.clock_reply.clone().map(|data| Unicast {
         f_port: PORT_CLOCK,
         data,

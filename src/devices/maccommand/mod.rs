@@ -103,6 +103,8 @@ pub struct Outcome {
     pub status: Option<DevStatus>,
     /// Commands the decoder could not read (processing stops there).
     pub unknown: Option<u8>,
+    /// A DeviceTimeReq was answered: the device's clock is set (FUOTA needs it).
+    pub device_time: bool,
 }
 
 /// Applies the uplink's MAC commands (FOpts or FPort 0) to `state`.
@@ -117,7 +119,10 @@ pub fn handle_uplink(state: &mut MacState, raw: &[u8], rx: &Reception) -> Outcom
     for cmd in set.iter() {
         match cmd {
             MACCommand::LinkCheckReq => out.answers.extend(link_check::answer(rx)),
-            MACCommand::DeviceTimeReq => out.answers.extend(device_time::answer(rx.gps_end_us)),
+            MACCommand::DeviceTimeReq => {
+                out.answers.extend(device_time::answer(rx.gps_end_us));
+                out.device_time = true;
+            }
             // A LinkADR block is answered once per command with the same status.
             MACCommand::LinkADRAns(a) if !adr_seen => {
                 adr_seen = true;
