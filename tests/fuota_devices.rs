@@ -809,6 +809,14 @@ async fn a_kill_9_mid_setup_resumes_without_repeating_answered_steps() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     kill_9(&mut p);
+    for i in 0..fleet.devices.len() {
+        assert_eq!(
+            fleet.state(i).mc_accepted,
+            0,
+            "killed before the session: {}",
+            fleet.report()
+        );
+    }
     let marks: Vec<(usize, bool)> = (0..fleet.devices.len())
         .map(|i| {
             let st = fleet.state(i);
@@ -839,6 +847,12 @@ async fn a_kill_9_mid_session_resumes_without_reusing_a_multicast_counter() {
     let (cfg, mut p, fleet, task) = started_process(dir.path()).await;
     until_a_device(&fleet, "heard 3 fragments", |st| st.mc_accepted >= 3).await;
     kill_9(&mut p);
+    // 17 frames (M 13 + R 4): the kill cut the session.
+    let heard: Vec<u32> = (0..3).map(|i| fleet.state(i).mc_accepted).collect();
+    assert!(
+        heard.iter().all(|&n| n < 17),
+        "killed mid-session: {heard:?}"
+    );
     let p2 = process::launch(&cfg);
     fleet.reconnect(p2.lns).await;
     let api = p2.api();
