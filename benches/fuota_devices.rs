@@ -194,6 +194,43 @@ async fn main() {
             println!("{k}: {}", done[k]);
         }
     }
+    // Why devices did not succeed, by reason; and the harness's own errors.
+    let list = api
+        .call(
+            Method::GET,
+            &format!("/wireless-devices?fuotaTaskId={task}"),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in list["WirelessDeviceList"].as_array().into_iter().flatten() {
+        if e["FuotaDeviceStatus"] != "Successful" {
+            let r = format!(
+                "{}: {}",
+                e["FuotaDeviceStatus"].as_str().unwrap_or("?"),
+                e["FuotaDeviceStatusReason"].as_str().unwrap_or("")
+            );
+            *reasons.entry(r).or_default() += 1;
+        }
+    }
+    for (r, n) in &reasons {
+        println!("  {n:4} × {r}");
+    }
+    let errors: usize = (0..fleet.devices.len())
+        .map(|i| {
+            fleet
+                .state(i)
+                .trace
+                .iter()
+                .filter(|l| l.contains("error"))
+                .count()
+        })
+        .sum();
+    println!("harness errors (refused dnmsgs, failed uplinks): {errors}");
+    if std::env::var_os("FUOTA_FLEET_REPORT").is_some() {
+        println!("{}", fleet.report());
+    }
     let updated = (0..fleet.devices.len())
         .filter(|&i| fleet.state(i).app.firmware.running == NEW_FW)
         .count();
