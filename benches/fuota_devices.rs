@@ -12,7 +12,8 @@
 //! Options (defaults): `--devices 100`, `--interval 60` (s, the devices' uplink period and
 //! their profile's UplinkIntervalSeconds), `--jitter 0.2`, `--image 65536` (octets),
 //! `--frag-size 200`, `--redundancy 10` (%), `--dr 5` (the multicast DR, EU868, on 869.525
-//! MHz), `--gateways 1`, `--timeout 7200` (s). The image is built here (its first four octets
+//! MHz), `--gateways 1`, `--timeout 7200` (s), `--fpending` (devices uplink again as soon as
+//! their windows closed after a downlink with FPending). The image is built here (its first four octets
 //! carry the new version, which the simulated device reads as its FWversion).
 //!
 //! A harness-less bench target because the device simulator needs the dev-dependencies
@@ -42,6 +43,7 @@ struct Args {
     dr: u8,
     gateways: usize,
     timeout: u64,
+    fpending: bool,
 }
 
 fn args() -> Args {
@@ -55,12 +57,17 @@ fn args() -> Args {
         dr: 5,
         gateways: 1,
         timeout: 7200,
+        fpending: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(k) = it.next() {
         if k == "--bench" {
             continue; // cargo bench passes it
+        }
+        if k == "--fpending" {
+            a.fpending = true;
+            continue;
         }
         let v = it.next().unwrap_or_else(|| {
             panic!("{k} needs a value; see the header of benches/fuota_devices.rs")
@@ -152,6 +159,7 @@ async fn main() {
         interval: Duration::from_secs(a.interval),
         jitter: a.jitter,
         gateways: a.gateways,
+        answer_fpending: a.fpending,
         ..FleetConfig::default()
     };
     let t_join = Instant::now();

@@ -96,6 +96,9 @@ pub struct FleetConfig {
     pub first_gateway_eui: u64,
     /// PPS gateways (GPS time; class B needs it).
     pub pps: bool,
+    /// After a downlink with FPending, uplink again as soon as the receive windows closed
+    /// (1.0.4 §4.3.1.4 encourages it) instead of waiting for the interval.
+    pub answer_fpending: bool,
 }
 
 impl Default for FleetConfig {
@@ -108,6 +111,7 @@ impl Default for FleetConfig {
             uplink_dr: 5,
             first_gateway_eui: 0x0016_c001_ff1f_0001,
             pps: false,
+            answer_fpending: false,
         }
     }
 }
@@ -466,6 +470,7 @@ async fn run_device(
     t0: Instant,
 ) {
     let mut next_up = Instant::now() + first;
+    let mut windows_closed = Instant::now();
     // What each gateway reported with the last uplink (the class A answer echoes it).
     let mut metas: Vec<Option<UplinkMeta>> = vec![None; gateways.len()];
     let mut k = 0usize;
@@ -503,13 +508,17 @@ async fn run_device(
                 // A device opens RX1 and RX2 before it sends again (RxDelay + 1 s).
                 let rx_delay = dev.session.as_ref().map_or(5, |s| s.mac.rx_delay);
                 let jitter = 1.0 + cfg.jitter * (2.0 * rand::random::<f64>() - 1.0);
-                let gap = cfg.interval.mul_f64(jitter.max(0.0))
-                    .max(Duration::from_millis(u64::from(rx_delay) * 1000 + 1200));
-                next_up = Instant::now() + gap;
+                windows_closed = Instant::now() + Duration::from_millis(u64::from(rx_delay) * 1000 + 1200);
+                let gap = cfg.interval.mul_f64(jitter.max(0.0));
+                next_up = (Instant::now() + gap).max(windows_closed);
             }
             m = rx.recv() => {
                 let Some((g, m)) = m else { return };
-                receive(&mut dev, &state, metas[g], &m, t0);
+                let fpending = receive(&mut dev, &state, metas[g], &m, t0);
+                if fpending && cfg.answer_fpending {
+                    // The network has more for us: send as soon as the windows closed.
+                    next_up = next_up.min(windows_closed);
+                }
             }
             _ = stop.changed() => return,
         }
@@ -543,26 +552,33 @@ fn build_uplink(dev: &mut Device, state: &Shared, t0: Instant) -> Vec<u8> {
 
 /// A class A dnmsg for this device: checked against the windows of the last uplink through
 /// that gateway, then opened (join-accept or data); app-layer payloads go to the packages.
-fn receive(dev: &mut Device, state: &Shared, meta: Option<UplinkMeta>, m: &Dnmsg, t0: Instant) {
+fn receive(
+    dev: &mut Device,
+    state: &Shared,
+    meta: Option<UplinkMeta>,
+    m: &Dnmsg,
+    t0: Instant,
+) -> bool {
     let mut st = state.lock().unwrap();
     let Some(meta) = meta else {
         st.note(
             t0,
             "error: a dnmsg with no uplink through its gateway".into(),
         );
-        return;
+        return false;
     };
     if let Err(e) = dev.check_class_a_dnmsg(&meta, &m.raw) {
         st.note(t0, format!("error: dnmsg refused: {e}"));
-        return;
+        return false;
     }
     let Some(pdu) = m.pdu.as_deref() else {
-        return;
+        return false;
     };
     match dev.receive(pdu) {
         Ok(Rx::JoinAccept(_)) => {
             st.joined = true;
             st.note(t0, "joined".into());
+            false
         }
         Ok(Rx::Data(r)) => {
             st.downlinks += 1;
@@ -574,8 +590,12 @@ fn receive(dev: &mut Device, state: &Shared, meta: Option<UplinkMeta>, m: &Dnmsg
             } else if let Some(p) = r.frame.fport {
                 st.note(t0, format!("down {p} (not app-layer)"));
             }
+            r.fpending
         }
-        Err(e) => st.note(t0, format!("error: downlink refused: {e}")),
+        Err(e) => {
+            st.note(t0, format!("error: downlink refused: {e}"));
+            false
+        }
     }
 }
 
