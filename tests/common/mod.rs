@@ -4,6 +4,7 @@ pub mod campaign;
 pub mod firmware;
 pub mod fuota;
 pub mod fuota_device;
+pub mod fuota_fleet;
 pub mod integration;
 pub mod lns_station;
 pub mod lorawan_device;

@@ -37,6 +37,7 @@
 //! ```
 
 mod answers;
+pub mod applayer;
 pub mod crypto;
 pub mod frame;
 pub mod mac;
