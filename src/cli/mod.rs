@@ -3,8 +3,8 @@
 //! except `pki init`, `keys generate` and `sign`, which work on local files.
 
 mod access_keys;
-mod campaigns;
 mod audit;
+mod campaigns;
 mod client;
 mod devices;
 mod firmware;
