@@ -19,7 +19,5 @@ CREATE INDEX audit_log_at ON audit_log(at_us);
 CREATE INDEX audit_log_resource_id ON audit_log(resource_id, id);
 CREATE INDEX audit_log_actor ON audit_log(actor, id);
 
--- The console's Fleet page counts gateways by reported version: with this index
--- the GROUP BY reads it in order instead of sorting every report (100,000
--- gateways: tens of milliseconds less). Last-contact writes do not touch it.
-CREATE INDEX cups_reports_version ON cups_reports(station, package, model);
+-- The console's Fleet page counts gateways by reported version through
+-- cups_reports_version (station, package, model, at), made by 0009 for GET /fleet.
