@@ -61,7 +61,8 @@ async fn list(
         .next_token
         .as_deref()
         .map(|t| {
-            t.parse::<i64>().map_err(|_| {
+            // `Page::answer` wraps the last entry's id (`super::encode_token`).
+            super::decode_token(t)?.parse::<i64>().map_err(|_| {
                 ApiError::validation("nextToken is not one this server gave; start without it")
             })
         })

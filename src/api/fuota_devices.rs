@@ -280,7 +280,13 @@ pub async fn start(
         max_attempts: app.config.fuota.unicast_attempts.max(1),
         interval_s: interval,
         session_setup_intervals: app.config.fuota.session_setup_intervals,
-        reboot_countdown_s: app.config.fuota.reboot_countdown_secs,
+        // The countdown answer comes at the device's next uplink: it must not
+        // reboot (losing that answer) before then.
+        reboot_countdown_s: app
+            .config
+            .fuota
+            .reboot_countdown_secs
+            .max(2 * interval + 10),
         expected_version: t.expected_fw_version,
     };
     let start_time = match given {
@@ -402,7 +408,11 @@ pub async fn control_plan(
                 max_attempts: app.config.fuota.unicast_attempts.max(1),
                 interval_s: interval,
                 session_setup_intervals: app.config.fuota.session_setup_intervals,
-                reboot_countdown_s: app.config.fuota.reboot_countdown_secs,
+                reboot_countdown_s: app
+                    .config
+                    .fuota
+                    .reboot_countdown_secs
+                    .max(2 * interval + 10),
                 expected_version: t.expected_fw_version,
             }
         }

@@ -526,20 +526,27 @@ fn judge_silence(t: &FuotaTaskRow, c: &Control, d: &FuotaDeviceRow, now_us: i64)
         Step::Version if s.reboot_at_us.is_some_and(|at| now_us < at) => return None,
         _ => {}
     }
-    let since = match (s.step, s.reboot_at_us) {
-        (Step::Version, Some(at)) => at.max(since),
-        _ => since,
+    // Only a device that went quiet is given up here. One that keeps sending
+    // uplinks but whose downlinks find no room (a gateway's duty cycle) keeps its
+    // tries; the setup and verification deadlines bound how long it may take.
+    let last_uplink = d
+        .last_uplink_at
+        .as_deref()
+        .and_then(|t| parse_time(t).ok())
+        .unwrap_or(since);
+    let quiet_since = match (s.step, s.reboot_at_us) {
+        (Step::Version, Some(at)) => at.max(since).max(last_uplink),
+        _ => since.max(last_uplink),
     };
-    if now_us - since > c.step_budget_us() {
-        let quiet = (now_us - since) / 1_000_000;
-        after.reason = None;
+    if now_us - quiet_since > c.step_budget_us() {
+        let quiet = (now_us - quiet_since) / 1_000_000;
         device::give_up(&mut after, s.attempts);
-        let why = after.reason.clone().unwrap_or_default();
-        let why = format!(
-            "{why}; no progress for {quiet} s (UplinkIntervalSeconds {})",
-            c.interval_s
-        );
-        after.reason = Some(why);
+        after.reason = Some(format!(
+            "the device went quiet at {}: no uplink for {quiet} s (UplinkIntervalSeconds {}), {} tries had reached it",
+            s.step.as_str(),
+            c.interval_s,
+            s.attempts
+        ));
         return Some(after);
     }
     None

@@ -8,6 +8,9 @@
 
 use crate::applayer::firmware::ImageStatus;
 
+/// A DevVersionAns this long before the announced reboot is taken as after it.
+const REBOOT_SLACK_US: i64 = 15_000_000;
+
 /// The steps, in order (end-devices.md §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -419,7 +422,11 @@ pub fn on_answer(s: &mut State, a: &Answer, t: &Task) -> Result<(), String> {
                     s.step.as_str()
                 ));
             }
-            if s.reboot_at_us.is_some_and(|at| t.now_us < at) {
+            // The announced time is the device's countdown from when it answered,
+            // counted here from when the answer arrived: a little late.
+            if s.reboot_at_us
+                .is_some_and(|at| t.now_us < at - REBOOT_SLACK_US)
+            {
                 return Err("DevVersionAns before the announced reboot".into());
             }
             let want = t.expected_version.unwrap_or(0);
@@ -593,11 +600,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(on_uplink(&mut s, &t), Some(Want::Reboot));
-        on_answer(&mut s, &Answer::Reboot { seconds: 10 }, &t).unwrap();
+        on_answer(&mut s, &Answer::Reboot { seconds: 60 }, &t).unwrap();
         // Before the reboot: wait; an early DevVersionAns (the old firmware) is ignored.
         assert_eq!(on_uplink(&mut s, &t), None);
         assert!(on_answer(&mut s, &Answer::Version { fw: 1 }, &t).is_err());
-        t.now_us += 11_000_000;
+        t.now_us += 61_000_000;
         assert_eq!(on_uplink(&mut s, &t), Some(Want::Version));
         on_answer(&mut s, &Answer::Version { fw: 0x0201_0000 }, &t).unwrap();
         assert_eq!((s.status, s.done), (DeviceStatus::Successful, true));

@@ -21,10 +21,12 @@ pub struct FuotaDeviceRow {
     pub status_at: String,
     /// When the device reached its step.
     pub step_at: String,
+    /// The device's last uplink (any task's, any port).
+    pub last_uplink_at: Option<String>,
 }
 
 const COLS: &str = "d.task_id, d.device_id, v.dev_eui, d.status, d.reason, d.step, d.attempts,
-    d.awaiting, d.final, d.reboot_at, d.status_at, d.step_at";
+    d.awaiting, d.final, d.reboot_at, d.status_at, d.step_at, v.last_uplink_at";
 
 fn row(r: &Row) -> rusqlite::Result<FuotaDeviceRow> {
     let status: String = r.get(3)?;
@@ -45,6 +47,7 @@ fn row(r: &Row) -> rusqlite::Result<FuotaDeviceRow> {
         },
         status_at: r.get(10)?,
         step_at: r.get(11)?,
+        last_uplink_at: r.get(12)?,
     })
 }
 
