@@ -394,6 +394,10 @@ fn ts006_answers_match_the_vectors() {
     // The answer says the seconds left when it goes out, 3 s after the request here.
     down(&mut d, PORT_FIRMWARE, "030a0000", at);
     assert_eq!(up(&mut d, at + 3.0), Some((203, "03070000".into())));
+    // A reboot that comes before the next uplink takes the unsent answer with it.
+    down(&mut d, PORT_FIRMWARE, "03050000", at);
+    assert_eq!(up(&mut d, at + 6.0), None);
+    assert_eq!(d.firmware.reboots, 1);
     // A reboot in the past cannot be programmed.
     down(&mut d, PORT_FIRMWARE, "02105c7253", 1_400_004_000.0);
     assert_eq!(

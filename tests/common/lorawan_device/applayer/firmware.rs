@@ -150,7 +150,8 @@ impl AppLayer {
     }
 
     /// The reboot: install the stored image (unless the fault keeps the old one), lose what
-    /// lives in RAM, keep the LoRaWAN session and the clock (as NVM-backed devices do).
+    /// lives in RAM (sessions, unsent answers), keep the LoRaWAN session and the clock (as
+    /// NVM-backed devices do).
     pub fn reboot(&mut self) {
         let installed = match self.firmware.stored.take() {
             Some((v, _)) if !self.faults.reboot_keeps_old_version => {
@@ -163,6 +164,9 @@ impl AppLayer {
         self.firmware.reboots += 1;
         self.session = None;
         self.frag = Default::default();
+        // Answers not sent yet were in RAM too (a DevRebootCountdownAns still waiting for
+        // an uplink is never sent when the reboot comes first).
+        self.clear_queue();
         self.note(format!(
             "reboot: running {:#010x} (installed {installed:x?})",
             self.firmware.running

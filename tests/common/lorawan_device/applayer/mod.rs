@@ -282,6 +282,11 @@ impl AppLayer {
         self.queue.push(Queued::Answer(port, b));
     }
 
+    /// Drops every queued answer (a reboot).
+    fn clear_queue(&mut self) {
+        self.queue.clear();
+    }
+
     /// Queues a DevRebootTimeAns / DevRebootCountdownAns computed at send time.
     fn queue_reboot_ans(&mut self, cid: u8) {
         self.queue.push(Queued::RebootAns(cid));
