@@ -367,6 +367,14 @@ async fn every_page_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    // The form's navigation may still be under way when click() returns (a busy
+    // machine): wait for the signed-in page rather than read the URL at once.
+    for _ in 0..100 {
+        if c.current_url().await.unwrap().path() != "/console/sign-in" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let text = |c: &fantoccini::Client| {
         let c = c.clone();
@@ -469,7 +477,15 @@ async fn every_page_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert!(text(&c).await.contains("CSRF"));
+    let mut refused = String::new();
+    for _ in 0..100 {
+        refused = text(&c).await;
+        if refused.contains("CSRF") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused.contains("CSRF"), "{refused}");
     srv.get(&format!("/fuota-tasks/{task}")).await;
     c.goto(&format!("{base}/console/fuota-tasks/{task}"))
         .await
@@ -480,6 +496,12 @@ async fn every_page_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    for _ in 0..100 {
+        if c.current_url().await.unwrap().path() == "/console/fuota-tasks" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(
         c.current_url().await.unwrap().path(),
         "/console/fuota-tasks"
@@ -508,6 +530,17 @@ async fn every_page_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    for _ in 0..100 {
+        if c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/sign-in")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     c.goto(&format!("{base}/console/")).await.unwrap();
     assert!(c
         .current_url()
