@@ -70,6 +70,21 @@ fn anchors(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `path` with `.` and `..` resolved without touching the file system.
+fn lexically(path: &std::path::Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[test]
 fn every_relative_link_in_the_docs_resolves() {
     let root = root();
@@ -90,13 +105,15 @@ fn every_relative_link_in_the_docs_resolves() {
             } else {
                 file.parent().unwrap().join(path)
             };
+            // Links that leave the repository (the workspace's shared specs) may
+            // not exist in every checkout: they are not checked.
+            if !lexically(&target).starts_with(&root) {
+                continue;
+            }
             let Ok(target) = target.canonicalize() else {
                 broken.push(format!("{}: {link} (no such file)", file.display()));
                 continue;
             };
-            if !target.starts_with(&root) {
-                continue; // outside the repository (the shared specs)
-            }
             checked += 1;
             if !anchor.is_empty() && target.extension().is_some_and(|x| x == "md") {
                 let there = std::fs::read_to_string(&target).unwrap();
