@@ -272,22 +272,7 @@ pub async fn start(
             .saturating_add(u32::from(s.plan.frags.total()))
             .saturating_sub(1),
         frag_setup: frag_setup_hex(s, t)?,
-        dl_dr: s.session.dl_dr,
-        dl_freq: s.session.dl_freq,
-        time_out: s.session.time_out,
-        timeout_s: s.session.timeout_s,
-        periodicity: s.session.periodicity,
-        max_attempts: app.config.fuota.unicast_attempts.max(1),
-        interval_s: interval,
-        session_setup_intervals: app.config.fuota.session_setup_intervals,
-        // The countdown answer comes at the device's next uplink: it must not
-        // reboot (losing that answer) before then.
-        reboot_countdown_s: app
-            .config
-            .fuota
-            .reboot_countdown_secs
-            .max(2 * interval + 10),
-        expected_version: t.expected_fw_version,
+        ..timing(app, t, s, interval)
     };
     let start_time = match given {
         Some(st) => Some(check_session_time(&st, &control)?),
@@ -315,6 +300,34 @@ pub async fn start(
     tracing::info!(task = %t.id, from = "Pending", to = "FuotaSession_Waiting", devices = n, uplink_interval_s = interval, "FUOTA task transition");
     app.fuota.wake();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a task's control plane uses for timing and the session, with no device
+/// secrets yet (the plan before start shows it too).
+fn timing(app: &App, t: &FuotaTaskRow, s: &Setup, interval: u32) -> Control {
+    Control {
+        mc_addr: 0,
+        mc_key: String::new(),
+        min_fcnt: 0,
+        max_fcnt: 0,
+        frag_setup: String::new(),
+        dl_dr: s.session.dl_dr,
+        dl_freq: s.session.dl_freq,
+        time_out: s.session.time_out,
+        timeout_s: s.session.timeout_s,
+        periodicity: s.session.periodicity,
+        max_attempts: app.config.fuota.unicast_attempts.max(1),
+        interval_s: interval,
+        session_setup_intervals: app.config.fuota.session_setup_intervals,
+        // The countdown answer comes at the device's next uplink: it must not
+        // reboot (losing that answer) before then.
+        reboot_countdown_s: app
+            .config
+            .fuota
+            .reboot_countdown_secs
+            .max(2 * interval + 10),
+        expected_version: t.expected_fw_version,
+    }
 }
 
 fn frag_setup_hex(s: &Setup, t: &FuotaTaskRow) -> Result<String, ApiError> {
@@ -394,27 +407,7 @@ pub async fn control_plan(
                     );
                 }
             }
-            Control {
-                mc_addr: 0,
-                mc_key: String::new(),
-                min_fcnt: 0,
-                max_fcnt: 0,
-                frag_setup: String::new(),
-                dl_dr: s.session.dl_dr,
-                dl_freq: s.session.dl_freq,
-                time_out: s.session.time_out,
-                timeout_s: s.session.timeout_s,
-                periodicity: s.session.periodicity,
-                max_attempts: app.config.fuota.unicast_attempts.max(1),
-                interval_s: interval,
-                session_setup_intervals: app.config.fuota.session_setup_intervals,
-                reboot_countdown_s: app
-                    .config
-                    .fuota
-                    .reboot_countdown_secs
-                    .max(2 * interval + 10),
-                expected_version: t.expected_fw_version,
-            }
+            timing(app, t, s, interval)
         }
     };
     let now_us = unix_now_us();
