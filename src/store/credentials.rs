@@ -250,17 +250,21 @@ impl Store {
         eui: Eui,
         reported: Version,
     ) -> Result<Option<PollContext>, StoreError> {
-        self.run(move |c| match gateways::by_eui(c, eui)? {
-            Some(gateway) => {
-                let credentials = for_gateway(c, &gateway.gw.id)?;
-                let firmware = tasks::firmware_context(c, &gateway.gw.id, &reported)?;
-                Ok(Some(PollContext {
-                    gateway,
-                    credentials,
-                    firmware,
-                }))
-            }
-            None => Ok(None),
+        self.run(move |c| {
+            // One read transaction for the four statements: one consistent
+            // snapshot, and the WAL read lock taken once instead of per statement.
+            let tx = c.transaction()?;
+            let Some(gateway) = gateways::by_eui(&tx, eui)? else {
+                return Ok(None);
+            };
+            let credentials = for_gateway(&tx, &gateway.gw.id)?;
+            let firmware = tasks::firmware_context(&tx, &gateway.gw.id, &reported)?;
+            tx.commit()?;
+            Ok(Some(PollContext {
+                gateway,
+                credentials,
+                firmware,
+            }))
         })
         .await
     }
