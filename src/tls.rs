@@ -7,22 +7,32 @@
 //!
 //! rustls takes the key-exchange group in the *client's* order, and station 2.0.6
 //! (mbedTLS) lists its curves largest first, X25519 last, so a plain config makes
-//! every station handshake use P-384, the most expensive group ring has (about 6x
+//! every station handshake use P-384, the most expensive group offered (about 6x
 //! the server CPU of X25519 per handshake, 3x per CUPS poll). So the server reads
 //! the ClientHello first and picks one of three configs that differ only in their
 //! groups ([`choose_groups`]): X25519 alone when offered, else P-256 alone when
 //! offered, else the full list.
+//!
+//! The cipher suite is the server's choice too ([`CIPHER_SUITES`]): station lists
+//! AES-256-GCM-SHA384 among its first suites, and on a handshake that carries 14
+//! bytes of answer the suite's hash (the TLS 1.2 PRF and transcript) costs more
+//! than the bulk cipher; SHA-256 has CPU instructions where SHA-384 has none.
+//!
+//! The server's handshakes use aws-lc-rs, not ring (which the rest of the binary
+//! uses for its own certificates and outgoing connections): its X25519 and P-256
+//! take about a quarter less server CPU per handshake (`tls-handshake` in
+//! benches/README.md).
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::crypto::ring::kx_group;
+use rustls::crypto::aws_lc_rs::{cipher_suite as suite, kx_group};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{Acceptor, ClientHello, WebPkiClientVerifier};
-use rustls::{NamedGroup, RootCertStore, ServerConfig};
+use rustls::{NamedGroup, RootCertStore, ServerConfig, SupportedCipherSuite};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
@@ -159,10 +169,27 @@ pub fn load(cfg: &Config, host: &str) -> Result<TlsMaterial, TlsError> {
     })
 }
 
+/// The suites the server offers, in the order it prefers them whatever the
+/// client's order: SHA-256 suites first, the SHA-384 ones last. Among the TLS 1.2
+/// ones ChaCha20-Poly1305 comes first, for the gateway's sake: a Raspberry Pi has
+/// no AES instructions, and the server's cost is the same. The set is the
+/// provider's default one; only the order differs.
+pub const CIPHER_SUITES: &[SupportedCipherSuite] = &[
+    suite::TLS13_AES_128_GCM_SHA256,
+    suite::TLS13_CHACHA20_POLY1305_SHA256,
+    suite::TLS13_AES_256_GCM_SHA384,
+    suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+];
+
 /// Which server config a ClientHello gets, by the key-exchange groups it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupChoice {
-    /// X25519 only: the cheapest group (ring: about a third of P-384's CPU).
+    /// X25519 only: the cheapest group (about a third of P-384's CPU).
     X25519,
     /// P-256 only: for clients without Curve25519 (e.g. an mbedTLS build without
     /// `MBEDTLS_ECP_DP_CURVE25519_ENABLED`).
@@ -257,7 +284,10 @@ pub fn server_config(
     key: PrivateKeyDer<'static>,
     client_roots: Vec<CertificateDer<'static>>,
 ) -> Result<Arc<ServerConfigs>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(CryptoProvider {
+        cipher_suites: CIPHER_SUITES.to_vec(),
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    });
     let mut roots = RootCertStore::empty();
     for c in client_roots {
         roots
@@ -278,6 +308,7 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(format!("server certificate/key: {e}")))?;
     fallback.alpn_protocols = vec![b"http/1.1".to_vec()];
+    fallback.ignore_client_order = true;
     let only = |group| -> Result<Arc<ServerConfig>, TlsError> {
         let provider = CryptoProvider {
             kx_groups: vec![group],
@@ -287,6 +318,7 @@ pub fn server_config(
         c.session_storage = fallback.session_storage.clone();
         c.ticketer = fallback.ticketer.clone();
         c.alpn_protocols = fallback.alpn_protocols.clone();
+        c.ignore_client_order = true;
         Ok(Arc::new(c))
     };
     Ok(Arc::new(ServerConfigs {
