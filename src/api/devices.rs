@@ -80,7 +80,7 @@ struct ProfileBody {
     _client_request_token: Option<IgnoredAny>,
     /// Accepted and ignored (tag the profile with TagResource).
     #[serde(default, rename = "Tags")]
-    #[schema(value_type = Option<Vec<crate::store::Tag>>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<IgnoredAny>,
     /// Accepted and ignored.
     #[serde(default, rename = "Sidewalk")]
@@ -361,7 +361,7 @@ struct CreateBody {
     _client_request_token: Option<IgnoredAny>,
     /// Accepted and ignored (tag the device with TagResource).
     #[serde(default, rename = "Tags")]
-    #[schema(value_type = Option<Vec<crate::store::Tag>>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<IgnoredAny>,
     /// Accepted and ignored.
     #[serde(default, rename = "Positioning")]

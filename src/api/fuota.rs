@@ -82,7 +82,7 @@ struct TaskIn {
     _client_request_token: Option<IgnoredAny>,
     /// Accepted and ignored (tag the task with TagResource).
     #[serde(default, rename = "Tags")]
-    #[schema(value_type = Option<Vec<crate::store::Tag>>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<IgnoredAny>,
 }
 

@@ -235,7 +235,7 @@ struct BulkBody {
     query_string: Option<String>,
     /// Accepted and ignored.
     #[serde(default, rename = "Tags")]
-    #[schema(value_type = Option<Vec<crate::store::Tag>>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<serde::de::IgnoredAny>,
 }
 

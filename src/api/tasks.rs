@@ -377,6 +377,7 @@ struct AssignBody {
     request_body = AssignBody,
     responses(
         (status = 201, description = "`{\"WirelessGatewayTaskDefinitionId\", \"Status\": \"PENDING\"}`.", body = Object),
+        (status = 400, description = "No `WirelessGatewayTaskDefinitionId`.", body = ErrorBody),
         (status = 404, description = "No such gateway or definition.", body = ErrorBody),
         (status = 409, description = "The gateway has an open task.", body = ErrorBody),
     ),

@@ -81,11 +81,17 @@ fn render(doc: &Value) -> Markup {
     }
 }
 
-/// An `id` for a tag or a schema: letters and digits, the rest as '-'.
+/// An `id` for a tag or a schema: letters, digits and '_', the rest as '-'.
 fn anchor(kind: &str, name: &str) -> String {
     let slug: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{kind}-{slug}")
 }
