@@ -2,7 +2,9 @@
 //! API serves at `GET /openapi.json`, read through `api_call` like every other
 //! page, rendered on the server. Operations by tag, each with its method, path,
 //! summary, parameters, request body fields and answers; then every schema the
-//! bodies refer to, so a `$ref` is a link within the page. No JavaScript.
+//! bodies refer to, so a `$ref` is a link within the page. The descriptions are
+//! CommonMark; `prose` renders the part of it they use (paragraphs, `*` lists,
+//! code spans, bold), escaping everything else. No JavaScript.
 
 use axum::extract::{Extension, State};
 use axum::http::{Method, StatusCode};
@@ -57,7 +59,7 @@ fn render(doc: &Value) -> Markup {
             " (readable without a token); " code { "stationkeeper openapi" }
             " prints it without a server."
         }
-        p { (doc["info"]["description"].as_str().unwrap_or_default()) }
+        (prose(doc["info"]["description"].as_str().unwrap_or_default()))
         h2 { "Contents" }
         ul {
             @for (tag, _) in &tags {
@@ -67,7 +69,7 @@ fn render(doc: &Value) -> Markup {
         }
         @for (tag, about) in &tags {
             h2 id=(anchor("tag", tag)) { (tag) }
-            p.hint { (about) }
+            div.hint { (prose(about)) }
             @for o in ops.iter().filter(|o| o.tag == *tag) {
                 (operation(doc, o))
             }
@@ -75,7 +77,7 @@ fn render(doc: &Value) -> Markup {
         h2 id="schemas" { "Schemas" }
         @for (name, schema) in schemas.into_iter().flatten() {
             h3 id=(anchor("schema", name)) { (name) }
-            @if let Some(d) = schema["description"].as_str() { p.hint { (d) } }
+            @if let Some(d) = schema["description"].as_str() { div.hint { (prose(d)) } }
             (fields(schema))
         }
     }
@@ -111,8 +113,8 @@ fn operation(doc: &Value, o: &OperationView) -> Markup {
         h3 id=(o.text("operationId")) {
             code { (o.method.to_uppercase()) " " (o.path) } " · " (o.text("operationId"))
         }
-        p { (o.text("summary")) }
-        @if let Some(d) = op["description"].as_str() { p.hint { (d) } }
+        p { (inline(o.text("summary"))) }
+        @if let Some(d) = op["description"].as_str() { div.hint { (prose(d)) } }
         @if open { p.hint { "No token needed." } }
         @if sigv4_only { p.hint { "Only for requests signed with SigV4 for the service s3." } }
         @if !params.is_empty() {
@@ -124,7 +126,7 @@ fn operation(doc: &Value, o: &OperationView) -> Markup {
                         td { (p["in"].as_str().unwrap_or_default()) }
                         td { @if p["required"] == Value::Bool(true) { "yes" } }
                         td { (type_of(&p["schema"])) }
-                        td { (p["description"].as_str().unwrap_or_default()) }
+                        td { (inline(p["description"].as_str().unwrap_or_default())) }
                     }
                 }
             }
@@ -135,7 +137,7 @@ fn operation(doc: &Value, o: &OperationView) -> Markup {
                     "Request body (" code { (media) } ")"
                     @if body["required"] != Value::Bool(true) { ", optional" }
                     ": " (type_of(&c["schema"]))
-                    @if let Some(d) = body["description"].as_str() { ". " (d) }
+                    @if let Some(d) = body["description"].as_str() { ". " (inline(d)) }
                 }
                 @if let Some(target) = resolve(doc, &c["schema"]) { (fields(target)) }
             }
@@ -146,12 +148,51 @@ fn operation(doc: &Value, o: &OperationView) -> Markup {
                 @let r = resolve(doc, r).unwrap_or(r);
                 tr {
                     td { (status) }
-                    td { (r["description"].as_str().unwrap_or_default()) }
+                    td { (inline(r["description"].as_str().unwrap_or_default())) }
                     td {
                         @for (media, c) in r["content"].as_object().into_iter().flatten() {
                             code { (media) } " " (type_of(&c["schema"])) " "
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// CommonMark as the document's descriptions write it: paragraphs (blank-line
+/// separated) and `* ` lists, with `inline` markup. Anything else is text.
+fn prose(text: &str) -> Markup {
+    let blocks: Vec<&str> = text
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .collect();
+    html! {
+        @for block in blocks {
+            @if block.starts_with("* ") {
+                ul {
+                    @for item in block.split("\n* ") {
+                        li { (inline(item.trim_start_matches("* "))) }
+                    }
+                }
+            } @else {
+                p { (inline(block)) }
+            }
+        }
+    }
+}
+
+/// Code spans (`` `x` ``) and bold (`**x**`); line breaks are spaces.
+fn inline(text: &str) -> Markup {
+    let text = text.replace('\n', " ");
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 {
+                code { (part) }
+            } @else {
+                @for (j, piece) in part.split("**").enumerate() {
+                    @if j % 2 == 1 { strong { (piece) } } @else { (piece) }
                 }
             }
         }
@@ -229,7 +270,7 @@ fn fields(schema: &Value) -> Markup {
                     td { code { (name) } }
                     td { @if required.contains(&name.as_str()) { "yes" } }
                     td { (type_of(p)) }
-                    td { (p["description"].as_str().unwrap_or_default()) }
+                    td { (inline(p["description"].as_str().unwrap_or_default())) }
                 }
             }
         }
@@ -264,6 +305,16 @@ mod tests {
             assert!(html.contains(want), "{want} missing");
         }
         assert!(!html.contains("<script"), "no JavaScript");
+    }
+
+    #[test]
+    fn descriptions_render_their_markdown_escaped() {
+        let h = |t: &str| prose(t).into_string();
+        assert_eq!(
+            h("One `a<b>` and **bold**.\n\n* **x.** first\n  more\n* second"),
+            "<p>One <code>a&lt;b&gt;</code> and <strong>bold</strong>.</p><ul><li><strong>x.</strong> first   more</li><li>second</li></ul>"
+        );
+        assert_eq!(inline("no markup <i>").into_string(), "no markup &lt;i&gt;");
     }
 
     #[test]
