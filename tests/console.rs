@@ -377,15 +377,20 @@ async fn every_page_in_a_real_browser() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    // A navigation between finding <main> and reading it (a form's answer
+    // arriving) makes the element stale: read it again.
     let text = |c: &fantoccini::Client| {
         let c = c.clone();
         async move {
-            c.find(Locator::Css("main"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
+            for _ in 0..50 {
+                if let Ok(main) = c.find(Locator::Css("main")).await {
+                    if let Ok(t) = main.text().await {
+                        return t;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no readable <main> on {}", c.current_url().await.unwrap())
         }
     };
     // Fleet.
