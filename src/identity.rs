@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 use crate::eui::Eui;
 use crate::store::{CredState, Credential};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// A gateway's service: CUPS or the LNS (`tc.*`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum Service {
     #[serde(rename = "CUPS")]
     Cups,
@@ -41,7 +44,10 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A credential's kind: a client certificate (mutual TLS) or a token.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum CredKind {
     ClientCertificate,
     Token,

@@ -294,7 +294,17 @@ impl Default for Metrics {
     }
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics.
+///
+/// The text exposition format; every name starts with `stationkeeper_`, counters
+/// end in `_total`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "GetMetrics",
+    tag = crate::api::openapi::SERVICE,
+    responses((status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain", body = String)),
+)]
 pub async fn serve(State(app): State<App>) -> Response {
     match app.store.fleet_counts().await {
         Ok(counts) => (

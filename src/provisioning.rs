@@ -23,12 +23,15 @@ pub enum ProvisionError {
 }
 
 /// A new generation and the files that carry it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = IssuedCredentials)]
 pub struct Provisioned {
     pub service: Service,
     pub kind: CredKind,
     pub generation: u32,
+    /// The gateway-side files by their Basics Station names (`cups.uri`,
+    /// `cups.trust`, `cups.crt`, `cups.key`, or `tc.*`), ready to copy.
     pub files: BTreeMap<String, String>,
 }
 

@@ -4,7 +4,8 @@
 //! through the API and into the audit log under the session's name. In a real
 //! browser (Debian's chromium and chromedriver over WebDriver; skipped with a note
 //! when they are missing, a failure under `CI=true`): sign in, open every page
-//! with seeded data, check what it shows, delete a FUOTA task with its form, and
+//! with seeded data (and the API reference), check what it shows, delete a FUOTA
+//! task with its form, and
 //! save a screenshot of each page under `target/console-screenshots/`.
 
 mod common;
@@ -376,15 +377,20 @@ async fn every_page_in_a_real_browser() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    // A navigation between finding <main> and reading it (a form's answer
+    // arriving) makes the element stale: read it again.
     let text = |c: &fantoccini::Client| {
         let c = c.clone();
         async move {
-            c.find(Locator::Css("main"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
+            for _ in 0..50 {
+                if let Ok(main) = c.find(Locator::Css("main")).await {
+                    if let Ok(t) = main.text().await {
+                        return t;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no readable <main> on {}", c.current_url().await.unwrap())
         }
     };
     // Fleet.
@@ -511,6 +517,19 @@ async fn every_page_in_a_real_browser() {
         .call(Method::GET, &format!("/fuota-tasks/{task}"), None)
         .await
         .is_err());
+
+    // The API reference: the served OpenAPI document, rendered.
+    c.goto(&format!("{base}/console/api")).await.unwrap();
+    let reference = text(&c).await;
+    for want in [
+        "POST /wireless-gateways",
+        "CreateWirelessGateway",
+        "GatewayEui",
+        "Schemas",
+    ] {
+        assert!(reference.contains(want), "{want} missing from /console/api");
+    }
+    shot("api").await;
 
     // The audit log shows it, by the console session.
     c.goto(&format!("{base}/console/audit-log?resource=fuota-tasks"))

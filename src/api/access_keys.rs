@@ -5,23 +5,24 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::openapi::ACCESS_KEYS;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody, Page};
 use crate::app::{now, App};
 use crate::store::AccessKeyRow;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/access-keys", get(list).post(create))
-        .route(
-            "/access-keys/{id}",
-            get(get_one).patch(patch).delete(remove),
-        )
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, patch, remove))
 }
+
+const KEY_ID: &str = "The key's AccessKeyId, or its name.";
 
 /// `SKAK` and 16 characters of A-Z and 2-7, shaped like AWS's `AKIA...` Ids.
 fn new_key_id() -> String {
@@ -51,12 +52,28 @@ fn key_json(k: &AccessKeyRow) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateAccessKeyRequest)]
 struct CreateBody {
+    /// 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.', '@'; the audit log
+    /// names the key's calls by it.
     name: String,
 }
 
+/// Create a SigV4 access key; the secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/access-keys",
+    operation_id = "CreateAccessKey",
+    tag = ACCESS_KEYS,
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "`AccessKeyId`, `SecretAccessKey` (shown this once), `Name`, `Status`, `CreatedAt`.", body = Object),
+        (status = 400, description = "A bad name.", body = ErrorBody),
+        (status = 409, description = "A key with that name exists.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
@@ -88,6 +105,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+/// List the access keys (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/access-keys",
+    operation_id = "ListAccessKeys",
+    tag = ACCESS_KEYS,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"AccessKeys\": [{\"AccessKeyId\", \"Name\", \"Status\", \"CreatedAt\", \"LastUsedAt\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
@@ -109,17 +138,44 @@ async fn load(app: &App, id: &str) -> Result<AccessKeyRow, ApiError> {
         .map_err(missing(format!("access key {id}")))
 }
 
+/// Read an access key: name, status, last use.
+#[utoipa::path(
+    get,
+    path = "/access-keys/{id}",
+    operation_id = "GetAccessKey",
+    tag = ACCESS_KEYS,
+    params(("id" = String, Path, description = KEY_ID)),
+    responses(
+        (status = 200, description = "`AccessKeyId`, `Name`, `Status`, `CreatedAt`, `LastUsedAt`.", body = Object),
+        (status = 404, description = "No such key.", body = ErrorBody),
+    ),
+)]
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(key_json(&load(&app, &id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = UpdateAccessKeyRequest)]
 struct PatchBody {
     /// `Active` or `Inactive`.
     status: String,
 }
 
+/// Enable or disable an access key.
+#[utoipa::path(
+    patch,
+    path = "/access-keys/{id}",
+    operation_id = "UpdateAccessKey",
+    tag = ACCESS_KEYS,
+    params(("id" = String, Path, description = KEY_ID)),
+    request_body = PatchBody,
+    responses(
+        (status = 204, description = "Changed; a disabled key's requests get `AccessDeniedException`."),
+        (status = 400, description = "A status other than `Active` or `Inactive`.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody),
+    ),
+)]
 async fn patch(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -143,6 +199,18 @@ async fn patch(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Delete an access key.
+#[utoipa::path(
+    delete,
+    path = "/access-keys/{id}",
+    operation_id = "DeleteAccessKey",
+    tag = ACCESS_KEYS,
+    params(("id" = String, Path, description = KEY_ID)),
+    responses(
+        (status = 204, description = "Deleted; its requests get `UnrecognizedClientException` from now on."),
+        (status = 404, description = "No such key.", body = ErrorBody),
+    ),
+)]
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let k = load(&app, &id).await?;
     app.store.delete_access_key(k.id.clone()).await?;

@@ -2,28 +2,38 @@
 //! Id, actor and time (spec/operator-api.md "Audit log"), paged by entry Id.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiQuery, Page};
+use super::openapi::AUDIT;
+use super::{ApiError, ApiQuery, ErrorBody, Page};
 use crate::app::{parse_time, App};
 use crate::store::{AuditEntry, AuditFilter};
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/audit-log", get(list))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default().routes(routes!(list))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Query {
+    /// Only entries of this resource, the path's first segment (e.g. `fuota-tasks`).
     resource: Option<String>,
+    /// Only entries about this resource Id.
     resource_id: Option<String>,
+    /// Only calls by this caller (`api-token`, an access key's name, `console:…`).
     actor: Option<String>,
+    /// RFC 3339: entries at or after.
     since: Option<String>,
+    /// RFC 3339: entries before.
     until: Option<String>,
+    /// Entries per page, 1 to 250 (0 or none: 100).
     max_results: Option<usize>,
+    /// The `NextToken` of the previous page.
     next_token: Option<String>,
 }
 
@@ -40,6 +50,18 @@ pub fn entry_json(e: &AuditEntry) -> Value {
     })
 }
 
+/// The audit log, newest first: every state-changing call.
+#[utoipa::path(
+    get,
+    path = "/audit-log",
+    operation_id = "ListAuditLog",
+    tag = AUDIT,
+    params(Query),
+    responses(
+        (status = 200, description = "`{\"Entries\": [{\"At\", \"Actor\", \"Method\", \"Path\", \"Resource\", \"ResourceId\", \"Status\", \"Summary\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad time or query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<Query>,

@@ -6,29 +6,49 @@ use std::time::Duration;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::openapi::BLOBS;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody, Page};
 use crate::app::{new_id, now, App};
 use crate::blobstore::{parse_id, UploadError};
 use crate::firmware::signature;
 use crate::store::{BlobRow, SigningKeyRow, StoreError};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/blobs", get(list).post(upload))
-        .route("/blobs/{id}", get(get_one).delete(remove))
-        .route("/signing-keys", get(list_keys).post(create_key))
-        .route("/signing-keys/{id}", delete(delete_key))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, upload))
+        .routes(routes!(get_one, remove))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(delete_key))
 }
+
+const BLOB_ID: &str = "The blob's Id, `sha256:` and 64 hex digits.";
 
 fn blob_json(b: &BlobRow) -> Value {
     json!({"Id": b.id, "Size": b.size, "CreatedAt": b.created_at})
 }
 
+/// Upload a file (an update.bin or a FUOTA image).
+///
+/// Streamed to disk and hashed on the way; visible only once complete and
+/// durable. The same bytes twice give the same Id.
+#[utoipa::path(
+    post,
+    path = "/blobs",
+    operation_id = "UploadBlob",
+    tag = BLOBS,
+    request_body(content = String, content_type = "application/octet-stream", description = "The file's bytes."),
+    responses(
+        (status = 201, description = "`{\"Id\": \"sha256:…\", \"Size\"}`.", body = Object),
+        (status = 400, description = "The upload broke off or stalled.", body = ErrorBody),
+        (status = 413, description = "Over `[limits] blob_bytes` (256 MiB by default).", body = ErrorBody),
+    ),
+)]
 async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoResponse, ApiError> {
     let cap = app.config.limits.blob_bytes;
     let declared = req
@@ -81,6 +101,18 @@ async fn upload(State(app): State<App>, req: Request) -> Result<impl IntoRespons
     ))
 }
 
+/// List the uploaded blobs.
+#[utoipa::path(
+    get,
+    path = "/blobs",
+    operation_id = "ListBlobs",
+    tag = BLOBS,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"Blobs\": [{\"Id\", \"Size\", \"CreatedAt\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
@@ -94,8 +126,21 @@ async fn list(
     .await
 }
 
-/// A blob, and whether its file is there: a row whose file is gone (see the
-/// start-up log) says so, and how to repair it.
+/// Read a blob's size and whether its file is there.
+///
+/// A blob whose file is gone (see the start-up log) says so in `Problem`, with
+/// how to repair it.
+#[utoipa::path(
+    get,
+    path = "/blobs/{id}",
+    operation_id = "GetBlob",
+    tag = BLOBS,
+    params(("id" = String, Path, description = BLOB_ID)),
+    responses(
+        (status = 200, description = "`Id`, `Size`, `CreatedAt`, `FilePresent`, `Problem`?.", body = Object),
+        (status = 404, description = "No such blob.", body = ErrorBody),
+    ),
+)]
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let b = app
         .store
@@ -116,6 +161,19 @@ fn missing_file(id: &str) -> String {
     format!("the file of blob {id} is missing from state_dir/blobs; delete the blob (DELETE /blobs/{id}) and upload the file again")
 }
 
+/// Delete a blob, its file and every S3 name of it.
+#[utoipa::path(
+    delete,
+    path = "/blobs/{id}",
+    operation_id = "DeleteBlob",
+    tag = BLOBS,
+    params(("id" = String, Path, description = BLOB_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such blob.", body = ErrorBody),
+        (status = 409, description = "A task definition or FUOTA task uses it.", body = ErrorBody),
+    ),
+)]
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     // Row and file go under the Id's lock, so an upload of the same bytes cannot
     // slip its row in between.
@@ -158,13 +216,30 @@ pub(super) async fn existing_blob(app: &App, field: &str, id: &str) -> Result<Bl
     Ok(blob)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateSigningKeyRequest)]
 struct KeyBody {
     name: String,
+    /// A PEM public key (P-256), or the base64 of the 64 bytes of a `sig-N.key`.
     public_key: String,
 }
 
+/// Register a firmware signing key's public half.
+///
+/// Task definitions whose `SigKeyCrc` names it get their signature checked
+/// over the update when they are created.
+#[utoipa::path(
+    post,
+    path = "/signing-keys",
+    operation_id = "CreateSigningKey",
+    tag = BLOBS,
+    request_body = KeyBody,
+    responses(
+        (status = 201, description = "`{\"Id\", \"KeyCrc\"}`: the CRC32 gateways name the key by.", body = Object),
+        (status = 400, description = "Not a P-256 public key.", body = ErrorBody),
+    ),
+)]
 async fn create_key(
     State(app): State<App>,
     ApiJson(b): ApiJson<KeyBody>,
@@ -188,6 +263,18 @@ async fn create_key(
     ))
 }
 
+/// List the registered signing keys.
+#[utoipa::path(
+    get,
+    path = "/signing-keys",
+    operation_id = "ListSigningKeys",
+    tag = BLOBS,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"SigningKeys\": [{\"Id\", \"Name\", \"KeyCrc\", \"CreatedAt\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list_keys(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
@@ -201,6 +288,18 @@ async fn list_keys(
     .await
 }
 
+/// Delete a signing key.
+#[utoipa::path(
+    delete,
+    path = "/signing-keys/{id}",
+    operation_id = "DeleteSigningKey",
+    tag = BLOBS,
+    params(("id" = String, Path, description = "The key's Id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such key.", body = ErrorBody),
+    ),
+)]
 async fn delete_key(
     State(app): State<App>,
     Path(id): Path<String>,

@@ -10,12 +10,14 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{missing, ApiError, ApiJson, ApiQuery};
+use super::openapi::CAMPAIGNS;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::app::{format_unix_us, new_id, App, AppState};
 use crate::campaign::decide::{GwStatus, Hop, State as CState};
 use crate::campaign::spec::{plan_waves, CampaignSpec, Checked};
@@ -24,17 +26,21 @@ use crate::firmware::task::Current;
 use crate::logguard::Clipped;
 use crate::store::{CampaignRow, NewCampaign, StoreError};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/campaigns", get(list).post(create))
-        .route("/campaigns/preview", post(preview))
-        .route("/campaigns/{id}", get(get_one))
-        .route("/campaigns/{id}/gateways", get(gateways))
-        .route("/campaigns/{id}/pause", post(pause))
-        .route("/campaigns/{id}/resume", post(resume))
-        .route("/campaigns/{id}/cancel", post(cancel))
-        .route("/campaigns/{id}/retry-failed", post(retry_failed))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(preview))
+        .routes(routes!(get_one))
+        .routes(routes!(gateways))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
+        .routes(routes!(retry_failed))
 }
+
+const CAMPAIGN_ID: &str = "The campaign's Id.";
+const PLAN: &str = "`Targeted`, `Eligible`, `NotEligible` (`Reason`, `Count`, `Examples`), `WillWait`, `WaveSizes`, `EstimatedDurationMinutes`";
+const REFUSED: &str = "A body that cannot run: unknown or auto-creating definitions, hops that do not connect, an empty target, waves or canaries that do not fit (the message names the field).";
 
 /// The body checked against the store: hops, eligibility, waves.
 struct Planned {
@@ -208,6 +214,18 @@ fn plan_json(p: &Planned) -> Value {
     })
 }
 
+/// What a campaign would do, without creating it.
+#[utoipa::path(
+    post,
+    path = "/campaigns/preview",
+    operation_id = "PreviewCampaign",
+    tag = CAMPAIGNS,
+    request_body = CampaignSpec,
+    responses(
+        (status = 200, description = PLAN, body = Object),
+        (status = 400, description = REFUSED, body = ErrorBody),
+    ),
+)]
 async fn preview(
     State(app): State<App>,
     ApiJson(spec): ApiJson<CampaignSpec>,
@@ -216,6 +234,21 @@ async fn preview(
     Ok(Json(plan_json(&p)))
 }
 
+/// Create a campaign: one task definition, or a chain, rolled out in waves.
+///
+/// It runs at once, or is `Scheduled` until its `StartTime`. The eligible set
+/// and each gateway's wave are fixed now.
+#[utoipa::path(
+    post,
+    path = "/campaigns",
+    operation_id = "CreateCampaign",
+    tag = CAMPAIGNS,
+    request_body = CampaignSpec,
+    responses(
+        (status = 201, description = "The plan as in PreviewCampaign, with `Id` and `State`.", body = Object),
+        (status = 400, description = "As PreviewCampaign, or no gateway is eligible.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(spec): ApiJson<CampaignSpec>,
@@ -279,6 +312,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+/// List the campaigns.
+#[utoipa::path(
+    get,
+    path = "/campaigns",
+    operation_id = "ListCampaigns",
+    tag = CAMPAIGNS,
+    params(super::Page),
+    responses(
+        (status = 200, description = "`{\"Campaigns\": [{\"Id\", \"Name\", \"State\", \"StateReason\", \"CreatedAt\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<super::Page>,
@@ -342,6 +387,18 @@ async fn campaign_json(app: &AppState, c: &CampaignRow) -> Result<Value, ApiErro
     }))
 }
 
+/// Read a campaign: state, waves with counts, top failure reasons, ETA.
+#[utoipa::path(
+    get,
+    path = "/campaigns/{id}",
+    operation_id = "GetCampaign",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    responses(
+        (status = 200, description = "`Id`, `Name`, `State`, `StateReason`, `OpenWave`, `Waves`, `Counts`, `TopFailureReasons`, `Eta`, `Spec` (the body as created), `CreatedAt`, `UpdatedAt`.", body = Object),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+    ),
+)]
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let c = app
         .store
@@ -351,14 +408,33 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     Ok(Json(campaign_json(&app, &c).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GatewaysQuery {
+    /// Only gateways in this status, e.g. `FAILED` or `NOT_STARTED`.
     status: Option<String>,
+    /// Entries per page, 1 to 250 (0 or none: 100).
     max_results: Option<usize>,
+    /// The `NextToken` of the previous page.
     next_token: Option<String>,
 }
 
+/// The campaign's gateways with their wave and status.
+///
+/// Every eligible gateway, those not reached yet as `NOT_STARTED`.
+#[utoipa::path(
+    get,
+    path = "/campaigns/{id}/gateways",
+    operation_id = "ListCampaignGateways",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID), GatewaysQuery),
+    responses(
+        (status = 200, description = "`{\"Gateways\": [{\"WirelessGatewayId\", \"GatewayEui\", \"Wave\", \"Status\", \"Reason\", \"Attempts\", \"StartedAt\", \"FinishedAt\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "An unknown status or a bad query parameter.", body = ErrorBody),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+    ),
+)]
 async fn gateways(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -416,6 +492,19 @@ async fn control(
     Ok(Json(campaign_json(app, &c).await?))
 }
 
+/// Pause a campaign: no new task starts; open tasks run on.
+#[utoipa::path(
+    post,
+    path = "/campaigns/{id}/pause",
+    operation_id = "PauseCampaign",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    responses(
+        (status = 200, description = "The campaign, `Paused`.", body = Object),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+        (status = 409, description = "It is not `Running` or `Scheduled`.", body = ErrorBody),
+    ),
+)]
 async fn pause(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     control(
         &app,
@@ -428,6 +517,19 @@ async fn pause(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Va
     .await
 }
 
+/// Resume a paused campaign, waiving the open wave's gate.
+#[utoipa::path(
+    post,
+    path = "/campaigns/{id}/resume",
+    operation_id = "ResumeCampaign",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    responses(
+        (status = 200, description = "The campaign, `Running`.", body = Object),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+        (status = 409, description = "It is not `Paused`.", body = ErrorBody),
+    ),
+)]
 async fn resume(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     control(
         &app,
@@ -440,6 +542,19 @@ async fn resume(State(app): State<App>, Path(id): Path<String>) -> Result<Json<V
     .await
 }
 
+/// Cancel a campaign and delete its open tasks.
+#[utoipa::path(
+    post,
+    path = "/campaigns/{id}/cancel",
+    operation_id = "CancelCampaign",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    responses(
+        (status = 200, description = "The campaign, `Cancelled`, with `TasksDeleted`.", body = Object),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+        (status = 409, description = "It is not `Scheduled`, `Running` or `Paused`.", body = ErrorBody),
+    ),
+)]
 async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let now = format_unix_us(app.campaigns.now_us());
     let (deleted, c) = app
@@ -454,6 +569,19 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<V
     Ok(Json(out))
 }
 
+/// Append a wave of the gateways that ended `FAILED`.
+#[utoipa::path(
+    post,
+    path = "/campaigns/{id}/retry-failed",
+    operation_id = "RetryFailedCampaignGateways",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    responses(
+        (status = 200, description = "The campaign, with `Retried`: how many gateways the new wave holds.", body = Object),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+        (status = 409, description = "It has no FAILED gateway, or is not `Running`, `Paused` or `Completed`.", body = ErrorBody),
+    ),
+)]
 async fn retry_failed(
     State(app): State<App>,
     Path(id): Path<String>,

@@ -6,36 +6,57 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::gateways::find;
-use super::{ApiError, ApiJson, ApiQuery};
+use super::gateways::{find, ID};
+use super::openapi::CREDENTIALS;
+use super::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::app::App;
 use crate::config::check_station_uri;
 use crate::identity::{CredKind, Service};
 use crate::store::CredState;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/wireless-gateways/{id}/cups-config", put(cups_config))
-        .route("/wireless-gateways/{id}/credentials", get(list).post(issue))
-        .route(
-            "/wireless-gateways/{id}/credentials/{generation}",
-            delete(retire),
-        )
-        .route("/service-endpoint", get(service_endpoint))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(cups_config))
+        .routes(routes!(list, issue))
+        .routes(routes!(retire))
+        .routes(routes!(service_endpoint))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = PutCupsConfigRequest)]
 struct CupsConfigBody {
+    /// The `cups.uri` this gateway is told (https or http); empty removes the
+    /// override, absent leaves it.
     cups_uri: Option<String>,
+    /// The `tc.uri` this gateway is told (wss or ws); empty removes the
+    /// override, absent leaves it.
     tc_uri: Option<String>,
 }
 
+/// Set the URIs CUPS hands this gateway.
+///
+/// Overrides of the server's own CUPS URI and `[lns] public_uri`, sent at the
+/// gateway's next poll.
+#[utoipa::path(
+    put,
+    path = "/wireless-gateways/{id}/cups-config",
+    operation_id = "PutGatewayCupsConfig",
+    tag = CREDENTIALS,
+    params(("id" = String, Path, description = ID)),
+    request_body = CupsConfigBody,
+    responses(
+        (status = 204, description = "Stored."),
+        (status = 400, description = "A URI station would not take (the message says why).", body = ErrorBody),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn cups_config(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -57,13 +78,32 @@ async fn cups_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = IssueCredentialsRequest)]
 struct IssueBody {
     service: Service,
     kind: CredKind,
 }
 
+/// Issue a new credential generation.
+///
+/// A client certificate from the server's CA or a new token; the old generation
+/// stays valid until the gateway has fetched the new one over CUPS. The answer
+/// holds the gateway-side files, keyed by their Basics Station names.
+#[utoipa::path(
+    post,
+    path = "/wireless-gateways/{id}/credentials",
+    operation_id = "IssueGatewayCredentials",
+    tag = CREDENTIALS,
+    params(("id" = String, Path, description = ID)),
+    request_body = IssueBody,
+    responses(
+        (status = 201, description = "The new generation and its files.", body = crate::provisioning::Provisioned),
+        (status = 400, description = "A bad body, or a client certificate asked of a server whose client CA is foreign.", body = ErrorBody),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn issue(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -74,6 +114,21 @@ async fn issue(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
+/// The gateway's credential generations.
+///
+/// Which generation each service is on, whether the gateway confirmed it (its
+/// reported CRC matches), and every generation with its state.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}/credentials",
+    operation_id = "ListGatewayCredentials",
+    tag = CREDENTIALS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "`WirelessGatewayId`, `CUPS` and `LNS` (`Generation`, `Kind`, `Confirmed`, `Crc`, `ReportedCrc`, …), `Generations`.", body = Object),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn list(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let g = find(&app, &id, None).await?;
     let creds = app.store.credentials(g.gw.id.clone()).await?;
@@ -121,11 +176,13 @@ async fn list(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Val
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RetireQuery {
     /// CUPS (the default: retiring the backup generation is the use) or LNS.
     #[serde(default = "cups")]
+    #[param(value_type = Option<Service>)]
     service: Service,
 }
 
@@ -133,9 +190,28 @@ fn cups() -> Service {
     Service::Cups
 }
 
-/// Deletes a generation that is not current, typically the backup (first) CUPS
-/// generation that `authenticate` would otherwise accept for ever. Station's
-/// `cups-bak.*` may still hold it: see the README before using this.
+/// Delete a credential generation that is not current.
+///
+/// Typically the backup (first) CUPS generation, which would otherwise be
+/// accepted for ever. Station's `cups-bak.*` may still hold it: read the
+/// operator guide before using this.
+#[utoipa::path(
+    delete,
+    path = "/wireless-gateways/{id}/credentials/{generation}",
+    operation_id = "DeleteGatewayCredentials",
+    tag = CREDENTIALS,
+    params(
+        ("id" = String, Path, description = ID),
+        ("generation" = u32, Path, description = "The generation number, as `credentials` lists it."),
+        RetireQuery,
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Not a generation number.", body = ErrorBody),
+        (status = 404, description = "No such gateway or generation.", body = ErrorBody),
+        (status = 409, description = "The current generation, or the current one is not confirmed yet.", body = ErrorBody),
+    ),
+)]
 async fn retire(
     State(app): State<App>,
     Path((id, generation)): Path<(String, String)>,
@@ -163,13 +239,27 @@ async fn retire(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EndpointQuery {
-    /// Optional in AWS's model; CUPS when absent.
+    /// `CUPS` (the default, as in AWS's model) or `LNS`.
     service_type: Option<String>,
 }
 
+/// Where gateways connect, and the CA they must trust.
+#[utoipa::path(
+    get,
+    path = "/service-endpoint",
+    operation_id = "GetServiceEndpoint",
+    tag = CREDENTIALS,
+    params(EndpointQuery),
+    responses(
+        (status = 200, description = "`ServiceType`, `ServiceEndpoint`, `ServerTrust` (PEM).", body = Object),
+        (status = 400, description = "`serviceType` is neither CUPS nor LNS.", body = ErrorBody),
+        (status = 404, description = "LNS asked, but `[lns] public_uri` is not set.", body = ErrorBody),
+    ),
+)]
 async fn service_endpoint(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<EndpointQuery>,

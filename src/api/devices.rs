@@ -6,14 +6,18 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::openapi::DEVICES;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody, Page};
 use crate::app::{new_id, now, App};
 use crate::devices::maccommand::MacState;
 use crate::devices::profile::DeviceProfile;
@@ -21,29 +25,37 @@ use crate::devices::queue::{self, Enqueue, EnqueueError};
 use crate::eui::Eui;
 use crate::store::{DeviceRow, OtaaKeys, ProfileKind, ProfileRow, SessionRow, StoreError};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route(
-            "/device-profiles",
-            get(list_device_profiles).post(create_device_profile),
-        )
-        .route(
-            "/device-profiles/{id}",
-            get(get_device_profile).delete(delete_device_profile),
-        )
-        .route(
-            "/service-profiles",
-            get(list_service_profiles).post(create_service_profile),
-        )
-        .route(
-            "/service-profiles/{id}",
-            get(get_service_profile).delete(delete_service_profile),
-        )
-        .route("/wireless-devices", get(list).post(create))
-        .route("/wireless-devices/{id}", get(get_one).delete(remove))
-        .route("/wireless-devices/{id}/data", post(send_data))
-        .route("/wireless-devices/{id}/statistics", get(statistics))
-        .route("/wireless-devices/{id}/events", get(events))
+pub fn routes() -> OpenApiRouter<App> {
+    let mut r = OpenApiRouter::default()
+        .routes(routes!(list_device_profiles, create_device_profile))
+        .routes(routes!(get_device_profile, delete_device_profile))
+        .routes(routes!(list_service_profiles, create_service_profile))
+        .routes(routes!(get_service_profile, delete_service_profile))
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, remove))
+        .routes(routes!(send_data))
+        .routes(routes!(statistics))
+        .routes(routes!(events));
+    // The two shapes of a profile's `LoRaWAN` (`check_profile` reads it as one
+    // or the other), which `profile_lorawan` refers to.
+    super::openapi::add_schema::<DeviceProfile>(&mut r);
+    super::openapi::add_schema::<ServiceProfile>(&mut r);
+    r
+}
+
+const DEVICE_ID: &str = "The wireless device's Id, or its DevEui (16 hex digits).";
+const PROFILE_ID: &str = "The profile's Id.";
+
+/// A profile body's `LoRaWAN`: a device profile's or a service profile's fields.
+fn profile_lorawan() -> Schema {
+    OneOfBuilder::new()
+        .item(RefOr::Ref(Ref::from_schema_name("DeviceProfileLoRaWAN")))
+        .item(RefOr::Ref(Ref::from_schema_name("ServiceProfileLoRaWAN")))
+        .description(Some(
+            "For a device profile the `DeviceProfileLoRaWAN` fields, for a service profile the `ServiceProfileLoRaWAN` ones; a field the kind does not have is refused.",
+        ))
+        .build()
+        .into()
 }
 
 /// A stable, synthesized ARN: the AWS tools expect one in answers.
@@ -53,24 +65,34 @@ pub fn arn(kind: &str, id: &str) -> String {
 
 // ---------------------------------------------------------------- profiles
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateProfileRequest)]
 struct ProfileBody {
     name: Option<String>,
     #[serde(rename = "LoRaWAN", default)]
+    #[schema(schema_with = profile_lorawan)]
     lorawan: Option<Value>,
+    /// Makes the create idempotent: the same token and body answer the first
+    /// answer again.
     #[serde(default, rename = "ClientRequestToken")]
+    #[schema(value_type = Option<String>)]
     _client_request_token: Option<IgnoredAny>,
+    /// Accepted and ignored (tag the profile with TagResource).
     #[serde(default, rename = "Tags")]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<IgnoredAny>,
+    /// Accepted and ignored.
     #[serde(default, rename = "Sidewalk")]
+    #[schema(value_type = Option<Object>)]
     _sidewalk: Option<IgnoredAny>,
 }
 
 /// The service profile fields AWS defines; none changes what this server does
 /// yet, but a typo is still an error.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = ServiceProfileLoRaWAN)]
 #[allow(dead_code)]
 struct ServiceProfile {
     add_gw_metadata: Option<bool>,
@@ -169,48 +191,146 @@ async fn delete_profile(app: &App, kind: ProfileKind, id: String) -> Result<Stat
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Create a device profile.
+#[utoipa::path(
+    post,
+    path = "/device-profiles",
+    operation_id = "CreateDeviceProfile",
+    tag = DEVICES,
+    request_body = ProfileBody,
+    responses(
+        (status = 201, description = "`{\"Id\", \"Arn\"}`.", body = Object),
+        (status = 400, description = "A field of `LoRaWAN` the kind does not have, or a value this server cannot use (the message names it).", body = ErrorBody),
+    ),
+)]
 async fn create_device_profile(
     State(app): State<App>,
     ApiJson(b): ApiJson<ProfileBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     create_profile(&app, ProfileKind::Device, b).await
 }
+/// Create a service profile.
+#[utoipa::path(
+    post,
+    path = "/service-profiles",
+    operation_id = "CreateServiceProfile",
+    tag = DEVICES,
+    request_body = ProfileBody,
+    responses(
+        (status = 201, description = "`{\"Id\", \"Arn\"}`.", body = Object),
+        (status = 400, description = "A field of `LoRaWAN` the kind does not have, or a value this server cannot use (the message names it).", body = ErrorBody),
+    ),
+)]
 async fn create_service_profile(
     State(app): State<App>,
     ApiJson(b): ApiJson<ProfileBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     create_profile(&app, ProfileKind::Service, b).await
 }
+/// Read a device profile.
+#[utoipa::path(
+    get,
+    path = "/device-profiles/{id}",
+    operation_id = "GetDeviceProfile",
+    tag = DEVICES,
+    params(("id" = String, Path, description = PROFILE_ID)),
+    responses(
+        (status = 200, description = "`Id`, `Arn`, `Name`, `LoRaWAN`.", body = Object),
+        (status = 404, description = "No such profile.", body = ErrorBody),
+    ),
+)]
 async fn get_device_profile(
     State(app): State<App>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     get_profile(&app, ProfileKind::Device, id).await
 }
+/// Read a service profile.
+#[utoipa::path(
+    get,
+    path = "/service-profiles/{id}",
+    operation_id = "GetServiceProfile",
+    tag = DEVICES,
+    params(("id" = String, Path, description = PROFILE_ID)),
+    responses(
+        (status = 200, description = "`Id`, `Arn`, `Name`, `LoRaWAN`.", body = Object),
+        (status = 404, description = "No such profile.", body = ErrorBody),
+    ),
+)]
 async fn get_service_profile(
     State(app): State<App>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     get_profile(&app, ProfileKind::Service, id).await
 }
+/// List the device profiles.
+#[utoipa::path(
+    get,
+    path = "/device-profiles",
+    operation_id = "ListDeviceProfiles",
+    tag = DEVICES,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"DeviceProfileList\": [{\"Id\", \"Arn\", \"Name\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list_device_profiles(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     list_profiles(&app, ProfileKind::Device, page).await
 }
+/// List the service profiles.
+#[utoipa::path(
+    get,
+    path = "/service-profiles",
+    operation_id = "ListServiceProfiles",
+    tag = DEVICES,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"ServiceProfileList\": [{\"Id\", \"Arn\", \"Name\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list_service_profiles(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     list_profiles(&app, ProfileKind::Service, page).await
 }
+/// Delete a device profile.
+#[utoipa::path(
+    delete,
+    path = "/device-profiles/{id}",
+    operation_id = "DeleteDeviceProfile",
+    tag = DEVICES,
+    params(("id" = String, Path, description = PROFILE_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such profile.", body = ErrorBody),
+        (status = 409, description = "A device uses it.", body = ErrorBody),
+    ),
+)]
 async fn delete_device_profile(
     State(app): State<App>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     delete_profile(&app, ProfileKind::Device, id).await
 }
+/// Delete a service profile.
+#[utoipa::path(
+    delete,
+    path = "/service-profiles/{id}",
+    operation_id = "DeleteServiceProfile",
+    tag = DEVICES,
+    params(("id" = String, Path, description = PROFILE_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such profile.", body = ErrorBody),
+        (status = 409, description = "A device uses it.", body = ErrorBody),
+    ),
+)]
 async fn delete_service_profile(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -220,64 +340,98 @@ async fn delete_service_profile(
 
 // ---------------------------------------------------------------- devices
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateWirelessDeviceRequest)]
 struct CreateBody {
+    /// `LoRaWAN` (AWS's `Sidewalk` is refused).
     #[serde(rename = "Type")]
     kind: String,
+    /// The application the device's events go to (1 to 128 characters).
     destination_name: String,
     name: Option<String>,
     description: Option<String>,
+    /// Required for `Type` `LoRaWAN`.
     #[serde(rename = "LoRaWAN")]
     lorawan: Option<LoRaWanIn>,
+    /// Makes the create idempotent: the same token and body answer the first
+    /// answer again.
     #[serde(default, rename = "ClientRequestToken")]
+    #[schema(value_type = Option<String>)]
     _client_request_token: Option<IgnoredAny>,
+    /// Accepted and ignored (tag the device with TagResource).
     #[serde(default, rename = "Tags")]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<IgnoredAny>,
+    /// Accepted and ignored.
     #[serde(default, rename = "Positioning")]
+    #[schema(value_type = Option<String>)]
     _positioning: Option<IgnoredAny>,
+    /// Accepted and ignored.
     #[serde(default, rename = "Sidewalk")]
+    #[schema(value_type = Option<Object>)]
     _sidewalk: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = WirelessDeviceLoRaWAN)]
 struct LoRaWanIn {
+    /// Any EUI form.
+    #[schema(example = "0004a30b001c0530")]
     dev_eui: String,
     device_profile_id: String,
     service_profile_id: Option<String>,
+    /// An OTAA device's root keys (this or `AbpV1_0_x`).
     #[serde(rename = "OtaaV1_0_x")]
     otaa: Option<OtaaIn>,
+    /// An ABP device's session (this or `OtaaV1_0_x`).
     #[serde(rename = "AbpV1_0_x")]
     abp: Option<AbpIn>,
+    /// LoRaWAN 1.1: refused (this server runs 1.0.x devices).
     #[serde(rename = "OtaaV1_1")]
+    #[schema(value_type = Option<Object>)]
     otaa11: Option<IgnoredAny>,
+    /// LoRaWAN 1.1: refused (this server runs 1.0.x devices).
     #[serde(rename = "AbpV1_1")]
+    #[schema(value_type = Option<Object>)]
     abp11: Option<IgnoredAny>,
+    /// AWS's `{Fuota, Multicast, ClockSync, …}`: accepted; the packages use
+    /// ports 201, 200, 202 and 203.
     #[serde(default, rename = "FPorts")]
+    #[schema(value_type = Option<Object>)]
     _fports: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+/// Keys are 32 hex digits, EUIs any EUI form; keys are never shown again.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = OtaaV1_0_x)]
 struct OtaaIn {
     app_key: String,
+    /// The JoinEUI under its 1.0 name (this or `JoinEui`).
     app_eui: Option<String>,
     join_eui: Option<String>,
+    /// Needed for FUOTA: the key the multicast group's McKey is sent under.
     gen_app_key: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = AbpV1_0_x)]
 struct AbpIn {
+    /// 8 hex digits.
     dev_addr: String,
     session_keys: SessionKeysIn,
+    /// The first FCntUp to accept, 0 to 65535.
     #[serde(rename = "FCntStart")]
     f_cnt_start: Option<u32>,
 }
 
-#[derive(Deserialize)]
+/// 32 hex digits each.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SessionKeysAbpV1_0_x)]
 struct SessionKeysIn {
     #[serde(rename = "NwkSKey")]
     nwk_s_key: String,
@@ -300,6 +454,20 @@ fn eui(field: &str, v: &str) -> Result<Eui, ApiError> {
         .map_err(|e: crate::eui::EuiError| ApiError::validation(format!("{field}: {e}")))
 }
 
+/// Create a wireless device (OTAA or ABP, LoRaWAN 1.0.x).
+#[utoipa::path(
+    post,
+    path = "/wireless-devices",
+    operation_id = "CreateWirelessDevice",
+    tag = DEVICES,
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "`{\"Id\", \"Arn\"}`.", body = Object),
+        (status = 400, description = "A bad field, key or EUI (the message names the field, never the value of a key).", body = ErrorBody),
+        (status = 404, description = "No such device or service profile.", body = ErrorBody),
+        (status = 409, description = "A device with that DevEui exists.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
@@ -428,9 +596,12 @@ fn abp_session(device_id: &str, a: AbpIn, profile: &DeviceProfile) -> Result<Ses
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GetQuery {
+    /// `WirelessDeviceId` or `DevEui`; without it an Id is tried, then a
+    /// 16-hex-digit DevEui.
     identifier_type: Option<String>,
 }
 
@@ -479,6 +650,19 @@ fn device_json(d: &DeviceRow) -> Value {
     })
 }
 
+/// Read a wireless device by Id or DevEui (never its keys).
+#[utoipa::path(
+    get,
+    path = "/wireless-devices/{id}",
+    operation_id = "GetWirelessDevice",
+    tag = DEVICES,
+    params(("id" = String, Path, description = DEVICE_ID), GetQuery),
+    responses(
+        (status = 200, description = "`Type`, `Id`, `Arn`, `Name`, `Description`, `DestinationName`, `LoRaWAN` (`DevEui`, `DeviceProfileId`, `ServiceProfileId`, `OtaaV1_0_x.JoinEui`).", body = Object),
+        (status = 400, description = "A bad `identifierType` or DevEui.", body = ErrorBody),
+        (status = 404, description = "No such device.", body = ErrorBody),
+    ),
+)]
 async fn get_one(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -488,16 +672,25 @@ async fn get_one(
     Ok(Json(device_json(&d)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Entries per page, 1 to 250 (0 or none: 100).
     max_results: Option<usize>,
+    /// The `NextToken` of the previous page.
     next_token: Option<String>,
+    /// Only the devices of this application.
     destination_name: Option<String>,
+    /// Only the devices of this device profile.
     device_profile_id: Option<String>,
+    /// Refused: not supported.
     service_profile_id: Option<String>,
+    /// `LoRaWAN` (any other type lists nothing).
     wireless_device_type: Option<String>,
+    /// A FUOTA task's devices, with `FuotaDeviceStatus` and our reason.
     fuota_task_id: Option<String>,
+    /// A multicast group's devices, with `MulticastDeviceStatus`.
     multicast_group_id: Option<String>,
 }
 
@@ -514,6 +707,19 @@ pub(super) fn list_entry(d: &DeviceRow) -> Value {
     })
 }
 
+/// List wireless devices: all, or those of an application, profile, task or group.
+#[utoipa::path(
+    get,
+    path = "/wireless-devices",
+    operation_id = "ListWirelessDevices",
+    tag = DEVICES,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{\"WirelessDeviceList\": [{\"Id\", \"Arn\", \"Name\", \"Type\", \"DestinationName\", \"LastUplinkReceivedAt\", \"LoRaWAN\", …}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter, `serviceProfileId`, or both `fuotaTaskId` and `multicastGroupId`.", body = ErrorBody),
+        (status = 404, description = "No such FUOTA task or multicast group.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -570,6 +776,18 @@ async fn list(
     .await
 }
 
+/// Delete a wireless device, its session and its queue.
+#[utoipa::path(
+    delete,
+    path = "/wireless-devices/{id}",
+    operation_id = "DeleteWirelessDevice",
+    tag = DEVICES,
+    params(("id" = String, Path, description = DEVICE_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such device.", body = ErrorBody),
+    ),
+)]
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let d = find_device(&app, &id, None).await?;
     app.store
@@ -579,32 +797,59 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = SendDataToWirelessDeviceRequest)]
 struct DataBody {
+    /// 0 unconfirmed, 1 confirmed.
     transmit_mode: u8,
+    /// The payload, base64 (at most 2048 characters).
     payload_data: String,
     wireless_metadata: Option<MetadataIn>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = WirelessMetadata)]
 struct MetadataIn {
     #[serde(rename = "LoRaWAN")]
     lorawan: Option<DataLoRaWanIn>,
+    /// Accepted and ignored.
     #[serde(default, rename = "Sidewalk")]
+    #[schema(value_type = Option<Object>)]
     _sidewalk: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = DownlinkLoRaWAN)]
 struct DataLoRaWanIn {
+    /// 1 to 223 (default 1).
     #[serde(rename = "FPort")]
     f_port: Option<u8>,
-    #[serde(default)]
+    /// AWS's gateway choice: accepted and ignored (the gateway with the best
+    /// signal margin sends).
+    #[serde(default, rename = "ParticipatingGateways")]
+    #[schema(value_type = Option<Object>)]
     _participating_gateways: Option<IgnoredAny>,
 }
 
+/// Queue a downlink for a device.
+///
+/// Sent in the device's next class A window (or at once for class C).
+#[utoipa::path(
+    post,
+    path = "/wireless-devices/{id}/data",
+    operation_id = "SendDataToWirelessDevice",
+    tag = DEVICES,
+    params(("id" = String, Path, description = DEVICE_ID)),
+    request_body = DataBody,
+    responses(
+        (status = 202, description = "Queued: `{\"MessageId\"}`.", body = Object),
+        (status = 400, description = "A bad mode, payload or port, or a payload too long for the device's data rate.", body = ErrorBody),
+        (status = 404, description = "No such device.", body = ErrorBody),
+    ),
+)]
 async fn send_data(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -642,6 +887,18 @@ async fn send_data(
     Ok((StatusCode::ACCEPTED, Json(json!({"MessageId": message_id}))))
 }
 
+/// The device's last uplink: data rate, frequency, the gateways that heard it.
+#[utoipa::path(
+    get,
+    path = "/wireless-devices/{id}/statistics",
+    operation_id = "GetWirelessDeviceStatistics",
+    tag = DEVICES,
+    params(("id" = String, Path, description = DEVICE_ID)),
+    responses(
+        (status = 200, description = "`WirelessDeviceId`, `LastUplinkReceivedAt`, `LoRaWAN` (`DevEui`, `FPort`, `DataRate`, `Frequency`, `Timestamp`, `Gateways`).", body = Object),
+        (status = 404, description = "No such device.", body = ErrorBody),
+    ),
+)]
 async fn statistics(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -666,17 +923,33 @@ async fn statistics(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Events per page, 1 to 250 (0 or none: 100).
     max_results: Option<usize>,
     /// The `NextToken` of the previous page (a sequence number).
     next_token: Option<String>,
 }
 
-/// `GET /wireless-devices/{Id}/events`: the device's event log, oldest first, the
-/// ChirpStack-shaped event under `Event`. `NextToken` is always given, so a
-/// follower polls with it for what comes next.
+/// The device's event log, oldest first.
+///
+/// The ChirpStack-shaped event (up, join, ack, txack, status, log) under
+/// `Event`. `NextToken` is always given, so a follower polls with it for what
+/// comes next.
+#[utoipa::path(
+    get,
+    path = "/wireless-devices/{id}/events",
+    operation_id = "ListWirelessDeviceEvents",
+    tag = DEVICES,
+    params(("id" = String, Path, description = DEVICE_ID), EventsQuery),
+    responses(
+        (status = 200, description = "`{\"Events\": [{\"Seq\", \"At\", \"Type\", \"Event\"}], \"NextToken\"}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+        (status = 404, description = "No such device.", body = ErrorBody),
+    ),
+)]
 async fn events(
     State(app): State<App>,
     Path(id): Path<String>,

@@ -9,6 +9,23 @@ use axum::Json;
 use crate::provisioning::ProvisionError;
 use crate::store::StoreError;
 
+/// The body of every error answer, AWS's shape (`Code` is also sent as
+/// `x-amzn-ErrorType`, where botocore reads it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// AWS's error code: `ValidationException` (400), `UnauthorizedException`
+    /// (401), `AccessDeniedException` (403), `ResourceNotFoundException` (404),
+    /// `ConflictException` (409), `PayloadTooLarge` (413), `ThrottlingException`
+    /// (429), `InternalServerException` (500), or a SigV4 refusal's code.
+    #[schema(example = "ValidationException")]
+    pub code: &'static str,
+    /// What is wrong and how to fix it; for a 500 only
+    /// `internal error; see the server log`.
+    pub message: String,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -73,7 +90,10 @@ impl IntoResponse for ApiError {
         } else {
             self.message.clone()
         };
-        let body = serde_json::json!({"Message": message, "Code": self.code()});
+        let body = ErrorBody {
+            code: self.code(),
+            message,
+        };
         // botocore reads the code from this header for REST-JSON services.
         let code = axum::http::HeaderValue::from_static(self.code());
         (self.status, [("x-amzn-ErrorType", code)], Json(body)).into_response()

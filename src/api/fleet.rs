@@ -4,20 +4,36 @@
 //! the campaigns not finished, and the gateways that need attention.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::CAMPAIGNS;
 use super::ApiError;
 use crate::app::{format_unix_us, App};
 
 /// Entries per needs-attention kind.
 const ATTENTION_CAP: usize = 20;
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/fleet", get(fleet))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default().routes(routes!(fleet))
 }
 
+/// The whole fleet at a glance.
+///
+/// Gateways by (Station, PackageVersion, Model) with counts, online by CUPS
+/// contact and LNS connection, open tasks by status, the campaigns not
+/// finished, and the gateways that need attention.
+#[utoipa::path(
+    get,
+    path = "/fleet",
+    operation_id = "GetFleet",
+    tag = CAMPAIGNS,
+    responses(
+        (status = 200, description = "`Gateways`, `NeverPolledCups`, `OnlineByCups`, `OnlineSince`, `ConnectedToLns`, `Versions`, `OpenTasks`, `Campaigns`, `NeedsAttention`, `NeedsAttentionCounts`.", body = Object),
+    ),
+)]
 async fn fleet(State(app): State<App>) -> Result<Json<Value>, ApiError> {
     let wall = crate::app::parse_time(&crate::app::now()).unwrap_or_default();
     let since = format_unix_us(wall - app.config.campaigns.offline_after_secs as i64 * 1_000_000);

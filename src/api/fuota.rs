@@ -8,16 +8,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::blobs::existing_blob;
 use super::gateways::RF_REGIONS;
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::openapi::FUOTA;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::eui::Eui;
 use crate::fuota::codec::{
@@ -31,47 +33,65 @@ use crate::fuota::runner::{self, Setup};
 use crate::lorawan::gps::unix_now_us;
 use crate::store::{FuotaTaskRow, GroupRow, ProgressRow, StartRequest};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/fuota-tasks", get(list).post(create))
-        .route(
-            "/fuota-tasks/{id}",
-            get(get_one).patch(patch).put(start).delete(remove),
-        )
-        .route("/fuota-tasks/{id}/multicast-group", put(associate))
-        .merge(super::fuota_devices::routes())
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, patch, start, remove))
+        .routes(routes!(associate))
 }
+
+pub(super) const TASK_ID: &str = "The FUOTA task's Id.";
 
 /// The largest FRMPayload any data rate carries (242) less the DataFragment header.
 const MAX_FRAG_SIZE: u32 = 239;
 const MAX_INTERVAL_MS: u32 = 3_600_000;
 
-#[derive(Deserialize, Default)]
+/// A FUOTA task's fields: all of them on create (`LoRaWAN.RfRegion` and
+/// `FirmwareUpdateImage` required), those to change on update.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = FuotaTaskRequest)]
 struct TaskIn {
     name: Option<String>,
     description: Option<String>,
     #[serde(rename = "LoRaWAN")]
     lorawan: Option<RegionIn>,
+    /// A blob Id (`sha256:…`) or `s3://BUCKET/KEY`.
     firmware_update_image: Option<String>,
+    /// Extra coded fragments, 0 to 100 percent of the uncoded ones (default 10).
     redundancy_percent: Option<u32>,
+    /// Up to 239; 0 or absent: the largest the session's data rate carries.
     fragment_size_bytes: Option<u32>,
+    /// At least this many milliseconds between fragments (0 to 3,600,000).
     #[serde(rename = "FragmentIntervalMS")]
     fragment_interval_ms: Option<u32>,
+    /// TS004's 4-byte descriptor, base64 (e.g. `AQIDBA==`).
     descriptor: Option<String>,
-    /// Ours: the TS006 version devices must report after the reboot.
+    /// Ours: the TS006 version devices must report after the reboot, a 32-bit
+    /// number or a `0x…` hex string (null removes it).
+    #[schema(value_type = Option<String>, example = "0x01020300")]
     expected_firmware_version: Option<Value>,
+    /// AWS's IAM role: accepted and ignored.
     #[serde(default, rename = "FirmwareUpdateRole")]
+    #[schema(value_type = Option<String>)]
     _firmware_update_role: Option<IgnoredAny>,
+    /// Makes the create idempotent: the same token and body answer the first
+    /// answer again.
     #[serde(default, rename = "ClientRequestToken")]
+    #[schema(value_type = Option<String>)]
     _client_request_token: Option<IgnoredAny>,
+    /// Accepted and ignored (tag the task with TagResource).
     #[serde(default, rename = "Tags")]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = FuotaTaskLoRaWAN)]
 struct RegionIn {
+    /// EU868, US915, AU915, AS923-1…4, KR920, IN865 or EU433 (FUOTA needs the
+    /// region's payload limits).
     rf_region: String,
 }
 
@@ -199,6 +219,19 @@ async fn validate(app: &App, t: &FuotaTaskRow) -> Result<u64, ApiError> {
     Ok(blob.size)
 }
 
+/// Create a FUOTA task for an uploaded image.
+#[utoipa::path(
+    post,
+    path = "/fuota-tasks",
+    operation_id = "CreateFuotaTask",
+    tag = FUOTA,
+    request_body = TaskIn,
+    responses(
+        (status = 201, description = "`{\"Id\", \"Arn\"}`.", body = Object),
+        (status = 400, description = "A missing region or image, or a field out of range (the message names it).", body = ErrorBody),
+        (status = 409, description = "The image's file is missing.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<TaskIn>,
@@ -245,6 +278,21 @@ async fn load(app: &App, id: &str) -> Result<FuotaTaskRow, ApiError> {
         .map_err(missing(format!("FUOTA task {id}")))
 }
 
+/// Change a FUOTA task that has not started.
+#[utoipa::path(
+    patch,
+    path = "/fuota-tasks/{id}",
+    operation_id = "UpdateFuotaTask",
+    tag = FUOTA,
+    params(("id" = String, Path, description = TASK_ID)),
+    request_body = TaskIn,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "A field out of range, or a region other than its group's.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+        (status = 409, description = "The task is no longer `Pending`.", body = ErrorBody),
+    ),
+)]
 async fn patch(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -272,12 +320,28 @@ fn same_region(t: &FuotaTaskRow, g: &GroupRow) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = AssociateMulticastGroupWithFuotaTaskRequest)]
 struct AssociateBody {
     multicast_group_id: String,
 }
 
+/// Send the task through a multicast group.
+#[utoipa::path(
+    put,
+    path = "/fuota-tasks/{id}/multicast-group",
+    operation_id = "AssociateMulticastGroupWithFuotaTask",
+    tag = FUOTA,
+    params(("id" = String, Path, description = TASK_ID)),
+    request_body = AssociateBody,
+    responses(
+        (status = 204, description = "Associated."),
+        (status = 400, description = "The group is in another region.", body = ErrorBody),
+        (status = 404, description = "No such task or group.", body = ErrorBody),
+        (status = 409, description = "The task is no longer `Pending`.", body = ErrorBody),
+    ),
+)]
 async fn associate(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -406,6 +470,18 @@ fn progress_json(app: &App, t: &FuotaTaskRow, rows: &[ProgressRow]) -> Value {
     v
 }
 
+/// Read a FUOTA task with its plan, device setup and progress.
+#[utoipa::path(
+    get,
+    path = "/fuota-tasks/{id}",
+    operation_id = "GetFuotaTask",
+    tag = FUOTA,
+    params(("id" = String, Path, description = TASK_ID)),
+    responses(
+        (status = 200, description = "AWS's fields (`Id`, `Arn`, `Name`, `Status`, `LoRaWAN`, `FirmwareUpdateImage`, `RedundancyPercent`, `FragmentSizeBytes`, `FragmentIntervalMS`, `Descriptor`, `CreatedAt`), `MulticastGroupId`, `Plan` or `PlanProblem`, `DeviceSetup`, `ControlPlan`, `DeviceStatusCounts`, `Progress`.", body = Object),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    ),
+)]
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let t = load(&app, &id).await?;
     let mut out = json!({
@@ -507,19 +583,42 @@ fn no_gateways(t: &FuotaTaskRow) -> String {
     )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = StartFuotaTaskRequest)]
 struct StartBody {
     #[serde(rename = "LoRaWAN")]
     lorawan: Option<StartIn>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = FuotaTaskStart)]
 struct StartIn {
+    /// RFC 3339, within the group's session and at most 30 days ahead; absent:
+    /// as soon as the session allows.
     start_time: Option<String>,
 }
 
+/// Start a FUOTA task.
+///
+/// Every check an operator must see happens here: fragments too big for the
+/// data rate, too many fragments, a start in the past, a session too short, a
+/// group without gateways or already busy, devices that cannot take part.
+#[utoipa::path(
+    put,
+    path = "/fuota-tasks/{id}",
+    operation_id = "StartFuotaTask",
+    tag = FUOTA,
+    params(("id" = String, Path, description = TASK_ID)),
+    request_body(content = Option<StartBody>, description = "Optional: without a body (or `StartTime`) the task starts as soon as the session allows."),
+    responses(
+        (status = 204, description = "Started (`FuotaSession_Waiting`)."),
+        (status = 400, description = "A plan that cannot work (the message says why and what to change).", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+        (status = 409, description = "The task is not `Pending`, or its group is busy.", body = ErrorBody),
+    ),
+)]
 async fn start(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -598,6 +697,18 @@ async fn start(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Delete a FUOTA task; a running one stops sending at once.
+#[utoipa::path(
+    delete,
+    path = "/fuota-tasks/{id}",
+    operation_id = "DeleteFuotaTask",
+    tag = FUOTA,
+    params(("id" = String, Path, description = TASK_ID)),
+    responses(
+        (status = 204, description = "Deleted, or `Delete_Waiting` while the sending stops."),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    ),
+)]
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let next = app
         .store
@@ -611,6 +722,18 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List the FUOTA tasks.
+#[utoipa::path(
+    get,
+    path = "/fuota-tasks",
+    operation_id = "ListFuotaTasks",
+    tag = FUOTA,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"FuotaTaskList\": [{\"Id\", \"Arn\", \"Name\", \"Status\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,

@@ -7,13 +7,15 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, patch, put};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::fuota::Carriers;
-use super::{missing, ApiError, ApiJson};
+use super::fuota::{Carriers, TASK_ID};
+use super::multicast::GROUP_ID;
+use super::openapi::{FUOTA, MULTICAST};
+use super::{missing, ApiError, ApiJson, ErrorBody};
 use crate::app::{format_unix_us, now, parse_time, App};
 use crate::devices::profile::DeviceProfile;
 use crate::fuota::control::{Control, FRAG_INDEX};
@@ -23,26 +25,20 @@ use crate::fuota::runner::{self, Setup};
 use crate::lorawan::gps::unix_now_us;
 use crate::store::{DeviceRow, FuotaTaskRow, GroupRow, ProfileKind, StartRequest};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/fuota-tasks/{id}/wireless-device", put(associate_task))
-        .route(
-            "/fuota-tasks/{id}/wireless-devices/{device}",
-            delete(disassociate_task),
-        )
-        .route(
-            "/multicast-groups/{id}/wireless-device",
-            put(associate_group),
-        )
-        .route(
-            "/multicast-groups/{id}/wireless-devices/{device}",
-            delete(disassociate_group),
-        )
-        .route("/multicast-groups/{id}/bulk", patch(bulk_associate_group))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(associate_task))
+        .routes(routes!(disassociate_task))
+        .routes(routes!(associate_group))
+        .routes(routes!(disassociate_group))
+        .routes(routes!(bulk_associate_group))
 }
 
-#[derive(Deserialize)]
+const DEVICE_ID: &str = "The wireless device's Id.";
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = AssociateWirelessDeviceRequest)]
 struct DeviceBody {
     wireless_device_id: String,
 }
@@ -105,6 +101,24 @@ async fn group_class(app: &App, group_id: Option<&str>) -> Result<Option<DlClass
     }
 }
 
+/// Add a device to a FUOTA task.
+///
+/// The control plane sets it up over unicast (clock, multicast group,
+/// fragmentation session) when the task starts.
+#[utoipa::path(
+    put,
+    path = "/fuota-tasks/{id}/wireless-device",
+    operation_id = "AssociateWirelessDeviceWithFuotaTask",
+    tag = FUOTA,
+    params(("id" = String, Path, description = TASK_ID)),
+    request_body = DeviceBody,
+    responses(
+        (status = 204, description = "Associated."),
+        (status = 400, description = "The device cannot take part: no GenAppKey, another region, or a class its profile does not support.", body = ErrorBody),
+        (status = 404, description = "No such task or device.", body = ErrorBody),
+        (status = 409, description = "The task has started.", body = ErrorBody),
+    ),
+)]
 async fn associate_task(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -122,6 +136,22 @@ async fn associate_task(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove a device from a FUOTA task.
+#[utoipa::path(
+    delete,
+    path = "/fuota-tasks/{id}/wireless-devices/{device}",
+    operation_id = "DisassociateWirelessDeviceFromFuotaTask",
+    tag = FUOTA,
+    params(
+        ("id" = String, Path, description = TASK_ID),
+        ("device" = String, Path, description = DEVICE_ID),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "The device is not in the task.", body = ErrorBody),
+        (status = 409, description = "The task has started.", body = ErrorBody),
+    ),
+)]
 async fn disassociate_task(
     State(app): State<App>,
     Path((id, device)): Path<(String, String)>,
@@ -142,6 +172,20 @@ async fn load_group(app: &App, id: &str) -> Result<GroupRow, ApiError> {
         .map_err(missing(format!("multicast group {id}")))
 }
 
+/// Add a device to a multicast group.
+#[utoipa::path(
+    put,
+    path = "/multicast-groups/{id}/wireless-device",
+    operation_id = "AssociateWirelessDeviceWithMulticastGroup",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    request_body = DeviceBody,
+    responses(
+        (status = 204, description = "Associated."),
+        (status = 400, description = "The device cannot take part: no GenAppKey, another region, or a class its profile does not support.", body = ErrorBody),
+        (status = 404, description = "No such group or device.", body = ErrorBody),
+    ),
+)]
 async fn associate_group(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -155,6 +199,21 @@ async fn associate_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove a device from a multicast group.
+#[utoipa::path(
+    delete,
+    path = "/multicast-groups/{id}/wireless-devices/{device}",
+    operation_id = "DisassociateWirelessDeviceFromMulticastGroup",
+    tag = MULTICAST,
+    params(
+        ("id" = String, Path, description = GROUP_ID),
+        ("device" = String, Path, description = DEVICE_ID),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "The device is not in the group.", body = ErrorBody),
+    ),
+)]
 async fn disassociate_group(
     State(app): State<App>,
     Path((id, device)): Path<(String, String)>,
@@ -168,17 +227,35 @@ async fn disassociate_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = StartBulkAssociateWirelessDeviceWithMulticastGroupRequest)]
 struct BulkBody {
+    /// `deviceProfileId=ID` or `destinationName=NAME`: the devices to add.
     query_string: Option<String>,
+    /// Accepted and ignored.
     #[serde(default, rename = "Tags")]
+    #[schema(value_type = Option<Vec<Object>>)]
     _tags: Option<serde::de::IgnoredAny>,
 }
 
-/// StartBulkAssociateWirelessDeviceWithMulticastGroup: every device whose
-/// `deviceProfileId=…` or `destinationName=…` matches the query (the devices that
-/// cannot join are named in the refusal; none is added then).
+/// Add every device a query selects to a multicast group.
+///
+/// Every device whose `deviceProfileId=…` or `destinationName=…` matches; the
+/// devices that cannot join are named in the refusal, and none is added then.
+#[utoipa::path(
+    patch,
+    path = "/multicast-groups/{id}/bulk",
+    operation_id = "StartBulkAssociateWirelessDeviceWithMulticastGroup",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    request_body = BulkBody,
+    responses(
+        (status = 204, description = "Every selected device associated."),
+        (status = 400, description = "A bad `QueryString`, or a device that cannot take part.", body = ErrorBody),
+        (status = 404, description = "No such group.", body = ErrorBody),
+    ),
+)]
 async fn bulk_associate_group(
     State(app): State<App>,
     Path(id): Path<String>,

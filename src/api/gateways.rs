@@ -4,61 +4,70 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::openapi::GATEWAYS;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody, Page};
 use crate::app::{now, App};
 use crate::eui::Eui;
 use crate::store::{tags, Gateway, GatewayPatch, NewGateway, Origin, StoreError, Tag};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/wireless-gateways", get(list).post(create))
-        .route(
-            "/wireless-gateways/{id}",
-            get(get_one).patch(patch).delete(delete),
-        )
-        .route(
-            "/wireless-gateways/{id}/firmware-information",
-            get(firmware),
-        )
-        .route(
-            "/wireless-gateways/{id}/gateway-statistics",
-            get(statistics),
-        )
-        // AWS's path of GetWirelessGatewayStatistics; the one above is kept.
-        .route("/wireless-gateways/{id}/statistics", get(statistics))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, patch, delete))
+        .routes(routes!(firmware))
+        .routes(routes!(statistics))
+        .routes(routes!(statistics_at_spec_path))
 }
+
+/// A `{id}` of the `/wireless-gateways/…` paths.
+pub(super) const ID: &str = "The gateway's Id, or its EUI in any form.";
 
 pub const RF_REGIONS: &[&str] = &[
     "EU868", "US915", "AU915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "KR920", "IN865",
     "CN470", "EU433",
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateWirelessGatewayRequest)]
 struct CreateBody {
+    /// Default: the EUI.
     name: Option<String>,
     description: Option<String>,
     #[serde(rename = "LoRaWAN")]
     lorawan: LoRaWanIn,
+    /// At most 50; campaign targets and the list's `tagKey` select by them.
     #[serde(default)]
     tags: Vec<Tag>,
-    // AWS fields with no meaning here: accepted and ignored.
+    /// Makes the create idempotent: the same token and body answer the first
+    /// answer again.
     #[serde(default, rename = "ClientRequestToken")]
+    #[schema(value_type = Option<String>)]
     _client_request_token: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = GatewayLoRaWAN)]
 struct LoRaWanIn {
+    /// Any EUI form (16 hex digits, dashed or colon bytes, ID6).
+    #[schema(value_type = String, example = "b827ebfffe6151a8")]
     gateway_eui: Eui,
+    /// EU868, US915, AU915, AS923-1…4, KR920, IN865, CN470 or EU433.
+    #[schema(example = "EU868")]
     rf_region: String,
+    /// US915 and AU915 only: the 8-channel sub-bands, 1 to 8 (default `[2]`).
     sub_bands: Option<Vec<u8>>,
+    /// `[start, end]` ranges of JoinEUIs the gateway forwards.
+    #[schema(value_type = Option<Vec<Vec<String>>>)]
     join_eui_filters: Option<Vec<[Eui; 2]>>,
+    /// NetIDs (6 hex digits) whose traffic the gateway forwards.
     net_id_filters: Option<Vec<String>>,
 }
 
@@ -124,6 +133,20 @@ fn gateway_json(g: &Gateway) -> Value {
     })
 }
 
+/// Register a gateway.
+#[utoipa::path(
+    post,
+    path = "/wireless-gateways",
+    operation_id = "CreateWirelessGateway",
+    tag = GATEWAYS,
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created: `{\"Id\", \"Arn\"}`.", body = Object),
+        (status = 400, description = "A field is missing or invalid (the message names it).", body = ErrorBody),
+        (status = 409, description = "A gateway with that EUI exists.", body = ErrorBody),
+        (status = 413, description = "The body is over `[limits] api_body_bytes`.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
@@ -154,9 +177,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(json!({"Id": id, "Arn": arn}))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct IdentifierQuery {
+    /// `WirelessGatewayId` or `GatewayEui`; without it an Id is tried, then an EUI.
     identifier_type: Option<String>,
 }
 
@@ -183,6 +208,19 @@ pub(super) async fn find(app: &App, ident: &str, kind: Option<&str>) -> Result<G
     result.map_err(missing(format!("wireless gateway {ident}")))
 }
 
+/// Read a gateway by Id or EUI.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}",
+    operation_id = "GetWirelessGateway",
+    tag = GATEWAYS,
+    params(("id" = String, Path, description = ID), IdentifierQuery),
+    responses(
+        (status = 200, description = "`Id`, `Arn`, `Name`, `Description`, `LoRaWAN`, `LastUplinkReceivedAt`, `Tags`.", body = Object),
+        (status = 400, description = "A bad `identifierType` or EUI.", body = ErrorBody),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn get_one(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -195,15 +233,32 @@ async fn get_one(
 }
 
 /// `?maxResults&nextToken`, and our tag filter `tagKey` (with `tagValue`, an exact value).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Entries per page, 1 to 250 (0 or none: 100).
     max_results: Option<usize>,
+    /// The `NextToken` of the previous page.
     next_token: Option<String>,
+    /// Only gateways carrying a tag with this key (ours).
     tag_key: Option<String>,
+    /// With `tagKey`: only this exact value.
     tag_value: Option<String>,
 }
 
+/// List gateways.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways",
+    operation_id = "ListWirelessGateways",
+    tag = GATEWAYS,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{\"WirelessGatewayList\": [...], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter or `nextToken`.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -226,8 +281,9 @@ async fn list(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = UpdateWirelessGatewayRequest)]
 struct PatchBody {
     name: Option<String>,
     description: Option<String>,
@@ -235,6 +291,20 @@ struct PatchBody {
     tags: Option<Vec<Tag>>,
 }
 
+/// Rename a gateway, change its description or replace its tags.
+#[utoipa::path(
+    patch,
+    path = "/wireless-gateways/{id}",
+    operation_id = "UpdateWirelessGateway",
+    tag = GATEWAYS,
+    params(("id" = String, Path, description = ID)),
+    request_body = PatchBody,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "A field is invalid.", body = ErrorBody),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn patch(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -259,6 +329,18 @@ async fn patch(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Delete a gateway, its credentials and its tasks.
+#[utoipa::path(
+    delete,
+    path = "/wireless-gateways/{id}",
+    operation_id = "DeleteWirelessGateway",
+    tag = GATEWAYS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let g = find(&app, &id, None).await?;
     if let Some(t) = app.store.latest_task(g.gw.id.clone()).await? {
@@ -272,6 +354,21 @@ async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The firmware the gateway reported.
+///
+/// From its last CUPS poll (`LoRaWAN.CurrentVersion`, the signing keys it
+/// holds), and what it told the LNS (`LnsVersion`, `VersionMismatch`).
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}/firmware-information",
+    operation_id = "GetWirelessGatewayFirmwareInformation",
+    tag = GATEWAYS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "`WirelessGatewayId`, `LoRaWAN` (empty before the first poll), `LnsVersion`?, `VersionMismatch`?.", body = Object),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn firmware(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let g = find(&app, &id, None).await?;
     let lorawan = match &g.last_report {
@@ -309,6 +406,20 @@ async fn firmware(State(app): State<App>, Path(id): Path<String>) -> Result<Json
     Ok(Json(out))
 }
 
+/// The gateway's connection and traffic.
+///
+/// LNS connection status, uplinks, signal, downlinks, and its last CUPS contact.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}/statistics",
+    operation_id = "GetWirelessGatewayStatistics",
+    tag = GATEWAYS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "`WirelessGatewayId`, `ConnectionStatus`, `LastUplinkReceivedAt`, `LastCupsContact`, `Uplinks`, `LastRssi`, `LastSnr`, …", body = Object),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn statistics(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -348,4 +459,25 @@ async fn statistics(
         }
     }
     Ok(Json(out))
+}
+
+/// The same as GetWirelessGatewayStatistics, at the path of the first API.
+///
+/// AWS's path is `/statistics`; this one is kept for the clients written before.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}/gateway-statistics",
+    operation_id = "GetGatewayStatistics",
+    tag = GATEWAYS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "As GetWirelessGatewayStatistics.", body = Object),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
+async fn statistics_at_spec_path(
+    app: State<App>,
+    id: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    statistics(app, id).await
 }

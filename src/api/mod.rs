@@ -17,6 +17,7 @@ mod fuota_devices;
 mod gateways;
 mod idempotency;
 mod multicast;
+pub mod openapi;
 mod refusals;
 mod s3;
 mod sigv4;
@@ -24,7 +25,7 @@ mod tags;
 mod tasks;
 
 pub use caller::Caller;
-pub use error::{missing, ApiError};
+pub use error::{missing, ApiError, ErrorBody};
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
@@ -32,41 +33,111 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 
+/// Which layers a module's routes run behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// No token: the health check and the OpenAPI document.
+    Open,
+    /// The token check and the audit log, and `ClientRequestToken`
+    /// idempotency for creates.
+    Idempotent,
+    /// The token check and the audit log.
+    Token,
+}
+
+/// One module's routes, each registered with its OpenAPI operation.
+pub(crate) struct Registered {
+    pub name: &'static str,
+    pub guard: Guard,
+    pub routes: OpenApiRouter<App>,
+}
+
+/// Every route of the operator API (the S3 router aside, which `auth::front`
+/// reaches by the signature's service), registered once for routing and for
+/// `openapi::document`. A route added anywhere else would answer without being
+/// documented: `tests/openapi.rs` scans `src/api/` for plain `.route(` calls.
+pub(crate) fn registered() -> Vec<Registered> {
+    let part = |name, guard, routes| Registered {
+        name,
+        guard,
+        routes,
+    };
+    vec![
+        part(
+            "service",
+            Guard::Open,
+            OpenApiRouter::default()
+                .routes(routes!(healthz))
+                .routes(routes!(openapi::serve)),
+        ),
+        part("gateways", Guard::Idempotent, gateways::routes()),
+        part("credentials", Guard::Idempotent, credentials::routes()),
+        part("blobs", Guard::Idempotent, blobs::routes()),
+        part("tasks", Guard::Idempotent, tasks::routes()),
+        part("multicast", Guard::Idempotent, multicast::routes()),
+        part("fuota", Guard::Idempotent, fuota::routes()),
+        part("fuota_devices", Guard::Idempotent, fuota_devices::routes()),
+        part("devices", Guard::Idempotent, devices::routes()),
+        part("access_keys", Guard::Idempotent, access_keys::routes()),
+        part("tags", Guard::Idempotent, tags::routes()),
+        part("campaigns", Guard::Token, campaigns::routes()),
+        part("fleet", Guard::Token, fleet::routes()),
+        part("audit", Guard::Token, audit::routes()),
+        part("refusals", Guard::Token, refusals::routes()),
+        part(
+            "metrics",
+            Guard::Token,
+            OpenApiRouter::default().routes(routes!(crate::metrics::serve)),
+        ),
+    ]
+}
+
+/// Liveness: `ok`.
+///
+/// Needs no token: a load balancer or systemd can call it.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "GetHealth",
+    tag = openapi::SERVICE,
+    security(()),
+    responses((status = 200, description = "The server runs: `ok` and a newline.", content_type = "text/plain", body = String)),
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
 pub fn router(app: App) -> Router {
-    let authed = Router::new()
-        .merge(gateways::routes())
-        .merge(credentials::routes())
-        .merge(blobs::routes())
-        .merge(tasks::routes())
-        .merge(multicast::routes())
-        .merge(fuota::routes())
-        .merge(devices::routes())
-        .merge(access_keys::routes())
-        .merge(tags::routes())
+    let (mut open, mut idempotent, mut token) = (Router::new(), Router::new(), Router::new());
+    for r in registered() {
+        let (routes, _) = r.routes.split_for_parts();
+        match r.guard {
+            Guard::Open => open = open.merge(routes),
+            Guard::Idempotent => idempotent = idempotent.merge(routes),
+            Guard::Token => token = token.merge(routes),
+        }
+    }
+    let authed = idempotent
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             idempotency::layer,
         ))
-        .merge(campaigns::routes())
-        .merge(fleet::routes())
-        .merge(audit::routes())
-        .merge(refusals::routes())
-        .route("/metrics", get(crate::metrics::serve))
+        .merge(token)
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             crate::audit::record,
         ))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     let s3 = s3::router(app.clone());
-    let api = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+    let api = open
         .merge(authed)
         .merge(crate::console::router(app.clone()))
         // Not ResourceNotFoundException: botocore would read that as a missing
@@ -75,13 +146,13 @@ pub fn router(app: App) -> Router {
             ApiError::aws(
                 StatusCode::NOT_FOUND,
                 "UnknownOperationException",
-                "no such API path; see the README's API reference",
+                "no such API path; GET /openapi.json lists every path",
             )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "this path does not take that method; see the README's API reference",
+                "this path does not take that method; GET /openapi.json lists every path and its methods",
             )
         })
         .layer(middleware::from_fn_with_state(
@@ -224,10 +295,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// `?maxResults=N&nextToken=T`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Entries per page, 1 to 250 (0 or none: 100).
     pub max_results: Option<usize>,
+    /// The `NextToken` of the previous page.
     pub next_token: Option<String>,
 }
 

@@ -9,14 +9,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::gateways::{find, RF_REGIONS};
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::openapi::MULTICAST;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody, Page};
 use crate::app::{format_unix_us, new_id, now, parse_time, App};
 use crate::fuota::group::{self, DlClass, SessionRequest};
 use crate::fuota::runner::group_session;
@@ -24,61 +26,89 @@ use crate::lns::regions;
 use crate::lorawan::gps::unix_now_us;
 use crate::store::{tags, GroupRow, GroupSession};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/multicast-groups", get(list).post(create))
-        .route("/multicast-groups/{id}", get(get_one).delete(remove))
-        .route("/multicast-groups/{id}/session", put(set_session))
-        .route(
-            "/multicast-groups/{id}/gateways",
-            put(set_gateways).get(gateways),
-        )
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, remove))
+        .routes(routes!(set_session))
+        .routes(routes!(set_gateways, gateways))
 }
 
-#[derive(Deserialize)]
+pub(super) const GROUP_ID: &str = "The multicast group's Id.";
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateMulticastGroupRequest)]
 struct CreateBody {
     name: Option<String>,
     description: Option<String>,
     #[serde(rename = "LoRaWAN")]
     lorawan: LoRaWanIn,
+    /// Makes the create idempotent: the same token and body answer the first
+    /// answer again.
     #[serde(default, rename = "ClientRequestToken")]
+    #[schema(value_type = Option<String>)]
     _client_request_token: Option<IgnoredAny>,
     /// Kept in the tags table (ListTagsForResource on the Arn).
     #[serde(default)]
     tags: Vec<tags::Tag>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = MulticastGroupLoRaWAN)]
 struct LoRaWanIn {
+    /// EU868, US915, AU915, AS923-1…4, KR920, IN865 or EU433.
     rf_region: String,
+    /// `ClassB` or `ClassC`.
     dl_class: String,
-    /// Ours; AWS generates it (and botocore cannot send it): generated when absent.
+    /// Ours; AWS generates it (and botocore cannot send it): 8 hex digits,
+    /// generated under the network's NetID when absent.
     mc_addr: Option<String>,
+    /// 32 hex digits; generated when absent (and then shown once, in the answer).
     mc_key: Option<String>,
+    /// Instead of `McKey`: the session keys themselves, 32 hex digits each.
     #[serde(rename = "McAppSKey")]
     mc_app_s_key: Option<String>,
     #[serde(rename = "McNwkSKey")]
     mc_nwk_s_key: Option<String>,
     /// AWS's gateway selection: `GatewayList` becomes the explicit carriers.
     participating_gateways: Option<ParticipatingIn>,
-    /// AWS's defaults for a later session; sessions here are set explicitly.
+    /// AWS's defaults for a later session: accepted and ignored (sessions here
+    /// are set explicitly).
     #[serde(default, rename = "DefaultSessionParameters")]
+    #[schema(value_type = Option<Object>)]
     _default_session_parameters: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = ParticipatingGateways)]
 struct ParticipatingIn {
+    /// Gateway Ids or EUIs; without the list every gateway of the region carries.
     #[serde(default)]
     gateway_list: Vec<String>,
-    /// AWS's pause between gateways' transmissions; the FUOTA planner paces
-    /// gateways by their duty cycle instead.
+    /// AWS's pause between gateways' transmissions: accepted and ignored (the
+    /// FUOTA planner paces gateways by their duty cycle instead).
     #[serde(default, rename = "TransmissionInterval")]
+    #[schema(value_type = Option<u32>)]
     _transmission_interval: Option<IgnoredAny>,
 }
 
+/// Create a multicast group.
+///
+/// Its address and keys; a generated `McKey` is shown once, in this answer.
+#[utoipa::path(
+    post,
+    path = "/multicast-groups",
+    operation_id = "CreateMulticastGroup",
+    tag = MULTICAST,
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "`{\"Id\", \"Arn\"}`, plus `LoRaWAN.McKey` when it was generated.", body = Object),
+        (status = 400, description = "A bad region, class, address, key or gateway.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
@@ -179,6 +209,20 @@ fn group_json(g: &GroupRow) -> Value {
     })
 }
 
+/// Read a multicast group: address, session, carrying gateways.
+///
+/// Keys are never shown after creation.
+#[utoipa::path(
+    get,
+    path = "/multicast-groups/{id}",
+    operation_id = "GetMulticastGroup",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    responses(
+        (status = 200, description = "`Id`, `Arn`, `Name`, `LoRaWAN` (`RfRegion`, `DlClass`, `McAddr`), `Session`, `FCntNext`, `Gateways`, `CreatedAt`.", body = Object),
+        (status = 404, description = "No such group.", body = ErrorBody),
+    ),
+)]
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let g = load(&app, &id).await?;
     let mut out = group_json(&g);
@@ -213,12 +257,36 @@ fn gateways_json(app: &App, g: &GroupRow, carriers: &[(String, crate::eui::Eui)]
     })
 }
 
+/// The gateways that carry the group, and whether they are connected.
+#[utoipa::path(
+    get,
+    path = "/multicast-groups/{id}/gateways",
+    operation_id = "ListMulticastGroupGateways",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    responses(
+        (status = 200, description = "`Selection` (`Explicit` or `AllInRegion`) and `WirelessGateways` (`Id`, `GatewayEui`, `ConnectionStatus`, `GpsTime`).", body = Object),
+        (status = 404, description = "No such group.", body = ErrorBody),
+    ),
+)]
 async fn gateways(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let g = load(&app, &id).await?;
     let carriers = app.store.group_gateways(id).await?;
     Ok(Json(gateways_json(&app, &g, &carriers)))
 }
 
+/// List the multicast groups.
+#[utoipa::path(
+    get,
+    path = "/multicast-groups",
+    operation_id = "ListMulticastGroups",
+    tag = MULTICAST,
+    params(Page),
+    responses(
+        (status = 200, description = "`{\"MulticastGroupList\": [{\"Id\", \"Arn\", \"Name\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(page): ApiQuery<Page>,
@@ -232,6 +300,19 @@ async fn list(
     .await
 }
 
+/// Delete a multicast group.
+#[utoipa::path(
+    delete,
+    path = "/multicast-groups/{id}",
+    operation_id = "DeleteMulticastGroup",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such group.", body = ErrorBody),
+        (status = 409, description = "A FUOTA task that is not done uses it.", body = ErrorBody),
+    ),
+)]
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     app.store
         .delete_group(id.clone())
@@ -240,23 +321,45 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = StartMulticastGroupSessionRequest)]
 struct SessionBody {
     #[serde(rename = "LoRaWAN")]
     lorawan: SessionIn,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = MulticastSession)]
 struct SessionIn {
+    /// The data rate of the multicast downlinks (a DR of the group's region).
     dl_dr: u8,
+    /// Hz, within the region's band.
     dl_freq: u32,
+    /// RFC 3339, in the future.
     session_start_time: String,
+    /// Seconds the devices listen.
     session_timeout: u32,
+    /// Class B: the ping-slot period in seconds.
     ping_slot_period: Option<u32>,
 }
 
+/// Set the group's multicast session.
+#[utoipa::path(
+    put,
+    path = "/multicast-groups/{id}/session",
+    operation_id = "StartMulticastGroupSession",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    request_body = SessionBody,
+    responses(
+        (status = 204, description = "Stored."),
+        (status = 400, description = "A DR, frequency, start or timeout the session rules refuse (the message says which).", body = ErrorBody),
+        (status = 404, description = "No such group.", body = ErrorBody),
+        (status = 409, description = "The group is carrying a FUOTA task.", body = ErrorBody),
+    ),
+)]
 async fn set_session(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -296,12 +399,29 @@ async fn set_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = PutMulticastGroupGatewaysRequest)]
 struct GatewaysBody {
+    /// Gateway Ids or EUIs, all in the group's region; empty: every gateway of
+    /// the region.
     wireless_gateway_ids: Vec<String>,
 }
 
+/// Choose the gateways that carry the group.
+#[utoipa::path(
+    put,
+    path = "/multicast-groups/{id}/gateways",
+    operation_id = "PutMulticastGroupGateways",
+    tag = MULTICAST,
+    params(("id" = String, Path, description = GROUP_ID)),
+    request_body = GatewaysBody,
+    responses(
+        (status = 204, description = "Stored."),
+        (status = 400, description = "An unknown gateway, or one of another region.", body = ErrorBody),
+        (status = 404, description = "No such group.", body = ErrorBody),
+    ),
+)]
 async fn set_gateways(
     State(app): State<App>,
     Path(id): Path<String>,

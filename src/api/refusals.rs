@@ -3,20 +3,34 @@
 //! not know that polled lately), read from `cups::refused::RefusalLog`.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::gateways::find;
-use super::ApiError;
+use super::gateways::{find, ID};
+use super::openapi::AUDIT;
+use super::{ApiError, ErrorBody};
 use crate::app::App;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/wireless-gateways/{id}/refusals", get(gateway_refusals))
-        .route("/unknown-routers", get(unknown_routers))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(gateway_refusals))
+        .routes(routes!(unknown_routers))
 }
 
+/// The gateway's last CUPS refusals: when, from where, why.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}/refusals",
+    operation_id = "ListGatewayRefusals",
+    tag = AUDIT,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "`{\"WirelessGatewayId\", \"Refusals\": [{\"At\", \"Peer\", \"Reason\", \"Detail\"}]}` (kept in memory, the most recent first).", body = Object),
+        (status = 404, description = "No such gateway.", body = ErrorBody),
+    ),
+)]
 async fn gateway_refusals(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -33,6 +47,16 @@ async fn gateway_refusals(
     ))
 }
 
+/// Router ids the server does not know that polled CUPS lately.
+#[utoipa::path(
+    get,
+    path = "/unknown-routers",
+    operation_id = "ListUnknownRouters",
+    tag = AUDIT,
+    responses(
+        (status = 200, description = "`{\"UnknownRouters\": [{\"GatewayEui\", \"FirstSeen\", \"LastSeen\", \"LastPeer\", \"Reason\", \"Count\"}]}`.", body = Object),
+    ),
+)]
 async fn unknown_routers(State(app): State<App>) -> Json<Value> {
     let list: Vec<Value> = app
         .refused

@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Signed, UNSIGNED_PAYLOAD};
+use super::openapi::S3;
 use super::ApiError;
 use crate::app::{now, App};
 use crate::blobstore::UploadError;
@@ -33,26 +35,23 @@ use crate::store::{BlobRow, S3Object, StoreError};
 
 mod chunked;
 
+/// The S3 operations, each registered with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list_buckets))
+        .routes(routes!(list_objects, create_bucket, head_bucket))
+        .routes(routes!(
+            get_object,
+            put_object,
+            head_object,
+            delete_object,
+            not_implemented
+        ))
+}
+
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/", get(list_buckets))
-        .route(
-            "/{bucket}",
-            get(list_objects).put(create_bucket).head(head_bucket),
-        )
-        // The SDKs address a bucket as `/bucket/`.
-        .route(
-            "/{bucket}/",
-            get(list_objects).put(create_bucket).head(head_bucket),
-        )
-        .route(
-            "/{bucket}/{*key}",
-            get(get_object)
-                .put(put_object)
-                .head(head_object)
-                .delete(delete_object)
-                .post(not_implemented),
-        )
+    let (routes, _) = routes().split_for_parts();
+    let s3 = routes
         .fallback(|| async {
             error(
                 StatusCode::NOT_IMPLEMENTED,
@@ -60,8 +59,41 @@ pub fn router(app: App) -> Router {
                 "this S3 operation is not supported here; see docs/src/aws.md",
             )
         })
-        .with_state(app)
+        .with_state(app);
+    // A layer on a router runs after its routing, so the rewrite wraps it.
+    Router::new()
+        .fallback_service(s3)
+        .layer(axum::middleware::map_request(bucket_slash))
 }
+
+/// The SDKs address a bucket as `/bucket/`: the same bucket operations as
+/// `/bucket` (S3 has no object with an empty key).
+async fn bucket_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let Some(bucket) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix('/'))
+        .filter(|b| !b.is_empty() && !b.contains('/'))
+    else {
+        return req;
+    };
+    let pq = match req.uri().query() {
+        Some(q) => format!("/{bucket}?{q}"),
+        None => format!("/{bucket}"),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = pq.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+const BUCKET: &str =
+    "The bucket: 3 to 63 characters of a-z, 0-9, '.' and '-'. `/BUCKET/` is the same as `/BUCKET`.";
+const KEY: &str = "The object key; it may contain '/'.";
 
 /// S3's XML error answer.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -134,11 +166,35 @@ fn http_date(rfc3339: &str) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// List buckets (answers an empty list: buckets are only names here).
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "ListBuckets",
+    tag = S3,
+    security(("sigv4" = [])),
+    responses(
+        (status = 200, description = "`<ListAllMyBucketsResult>` with no buckets.", content_type = "application/xml", body = String),
+    ),
+)]
 async fn list_buckets(State(_app): State<App>) -> Response {
     // Buckets have no owner or listing of their own here beyond their names.
     xml_ok("<ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>".into())
 }
 
+/// Create a bucket (creating one that exists is fine).
+#[utoipa::path(
+    put,
+    path = "/{bucket}",
+    operation_id = "CreateBucket",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET)),
+    responses(
+        (status = 200, description = "Created; `Location: /BUCKET`."),
+        (status = 400, description = "`InvalidBucketName`.", content_type = "application/xml", body = String),
+    ),
+)]
 async fn create_bucket(State(app): State<App>, Path(bucket): Path<String>) -> Response {
     if let Err(r) = check_bucket(&bucket) {
         return r;
@@ -149,6 +205,19 @@ async fn create_bucket(State(app): State<App>, Path(bucket): Path<String>) -> Re
     }
 }
 
+/// Whether a bucket exists.
+#[utoipa::path(
+    head,
+    path = "/{bucket}",
+    operation_id = "HeadBucket",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET)),
+    responses(
+        (status = 200, description = "It exists."),
+        (status = 404, description = "It does not (no body)."),
+    ),
+)]
 async fn head_bucket(State(app): State<App>, Path(bucket): Path<String>) -> Response {
     match app.store.bucket_exists(bucket).await {
         Ok(true) => StatusCode::OK.into_response(),
@@ -157,6 +226,20 @@ async fn head_bucket(State(app): State<App>, Path(bucket): Path<String>) -> Resp
     }
 }
 
+/// Multipart uploads (CreateMultipartUpload, CompleteMultipartUpload): not supported.
+///
+/// Upload in one part (aws CLI: set `s3.multipart_threshold` above the file size).
+#[utoipa::path(
+    post,
+    path = "/{bucket}/{*key}",
+    operation_id = "CreateMultipartUpload",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET), ("*key" = String, Path, description = KEY)),
+    responses(
+        (status = 501, description = "`NotImplemented`.", content_type = "application/xml", body = String),
+    ),
+)]
 async fn not_implemented() -> Response {
     error(
         StatusCode::NOT_IMPLEMENTED,
@@ -165,6 +248,24 @@ async fn not_implemented() -> Response {
     )
 }
 
+/// Upload an object: the bytes become a blob, the key its name.
+///
+/// Plain, or `aws-chunked` with `STREAMING-UNSIGNED-PAYLOAD-TRAILER`; the
+/// answer's `x-amz-meta-blob-id` is the blob's `sha256:` Id.
+#[utoipa::path(
+    put,
+    path = "/{bucket}/{*key}",
+    operation_id = "PutObject",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET), ("*key" = String, Path, description = KEY)),
+    request_body(content = String, content_type = "application/octet-stream", description = "The object's bytes (at most `[limits] blob_bytes`)."),
+    responses(
+        (status = 200, description = "Stored; `ETag` and `x-amz-meta-blob-id`."),
+        (status = 400, description = "`InvalidBucketName`, `EntityTooLarge`, `IncompleteBody` or `XAmzContentSHA256Mismatch`.", content_type = "application/xml", body = String),
+        (status = 501, description = "`NotImplemented`: a part of a multipart upload, a copy, or signed chunks.", content_type = "application/xml", body = String),
+    ),
+)]
 async fn put_object(
     State(app): State<App>,
     Path((bucket, key)): Path<(String, String)>,
@@ -322,6 +423,19 @@ fn object_headers(o: &S3Object) -> HeaderMap {
     h
 }
 
+/// An object's size, ETag and blob Id.
+#[utoipa::path(
+    head,
+    path = "/{bucket}/{*key}",
+    operation_id = "HeadObject",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET), ("*key" = String, Path, description = KEY)),
+    responses(
+        (status = 200, description = "`Content-Length`, `ETag`, `Last-Modified`, `x-amz-meta-blob-id`."),
+        (status = 404, description = "No such key (no body)."),
+    ),
+)]
 async fn head_object(
     State(app): State<App>,
     Path((bucket, key)): Path<(String, String)>,
@@ -333,6 +447,19 @@ async fn head_object(
     }
 }
 
+/// Download an object.
+#[utoipa::path(
+    get,
+    path = "/{bucket}/{*key}",
+    operation_id = "GetObject",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET), ("*key" = String, Path, description = KEY)),
+    responses(
+        (status = 200, description = "The bytes, with the HeadObject headers.", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "`NoSuchKey`.", content_type = "application/xml", body = String),
+    ),
+)]
 async fn get_object(
     State(app): State<App>,
     Path((bucket, key)): Path<(String, String)>,
@@ -352,6 +479,18 @@ async fn get_object(
     (StatusCode::OK, object_headers(&o), Body::new(body)).into_response()
 }
 
+/// Delete an object's name (the blob stays; `DELETE /blobs/{Id}` removes it).
+#[utoipa::path(
+    delete,
+    path = "/{bucket}/{*key}",
+    operation_id = "DeleteObject",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET), ("*key" = String, Path, description = KEY)),
+    responses(
+        (status = 204, description = "Deleted (also when there was no such key)."),
+    ),
+)]
 async fn delete_object(
     State(app): State<App>,
     Path((bucket, key)): Path<(String, String)>,
@@ -362,22 +501,43 @@ async fn delete_object(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `2` (ListObjectsV2; V1 listings get the same answer).
     #[serde(rename = "list-type")]
     _list_type: Option<String>,
+    /// Only keys starting with this.
     prefix: Option<String>,
+    /// Keys per page, at most 1000.
     #[serde(rename = "max-keys")]
     max_keys: Option<usize>,
+    /// The `NextContinuationToken` of the previous page.
     #[serde(rename = "continuation-token")]
     continuation_token: Option<String>,
+    /// Only keys after this one.
     #[serde(rename = "start-after")]
     start_after: Option<String>,
+    /// Accepted and ignored.
     #[serde(rename = "encoding-type")]
     _encoding_type: Option<String>,
+    /// Accepted and ignored: every key is listed flat.
     delimiter: Option<String>,
 }
 
+/// List a bucket's objects.
+#[utoipa::path(
+    get,
+    path = "/{bucket}",
+    operation_id = "ListObjectsV2",
+    tag = S3,
+    security(("sigv4" = [])),
+    params(("bucket" = String, Path, description = BUCKET), ListQuery),
+    responses(
+        (status = 200, description = "`<ListBucketResult>`: `Contents` (`Key`, `LastModified`, `ETag`, `Size`), `IsTruncated`, `NextContinuationToken`.", content_type = "application/xml", body = String),
+        (status = 404, description = "`NoSuchBucket`.", content_type = "application/xml", body = String),
+    ),
+)]
 async fn list_objects(
     State(app): State<App>,
     Path(bucket): Path<String>,

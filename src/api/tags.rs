@@ -6,18 +6,22 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{missing, ApiError, ApiJson};
+use super::openapi::TAGS;
+use super::{missing, ApiError, ApiJson, ErrorBody};
 use crate::app::App;
 use crate::store::{tags, ProfileKind, StoreError, Tag};
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/tags", get(list).post(tag).delete(untag))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default().routes(routes!(list, tag, untag))
 }
+
+const RESOURCE_ARN: &str = "The resource's ARN as the create and get answers give it (`arn:aws:iotwireless:REGION:ACCOUNT:TYPE/ID`; any region and account).";
 
 /// The resource type (a `tags::` constant) and Id of an ARN
 /// `arn:aws:iotwireless:REGION:ACCOUNT:TYPE/ID`.
@@ -102,6 +106,19 @@ fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
     .map_err(|e| ApiError::validation(format!("invalid query string: {}", e.body_text())))
 }
 
+/// List a resource's tags.
+#[utoipa::path(
+    get,
+    path = "/tags",
+    operation_id = "ListTagsForResource",
+    tag = TAGS,
+    params(("resourceArn" = String, Query, description = RESOURCE_ARN)),
+    responses(
+        (status = 200, description = "`{\"Tags\": [{\"Key\", \"Value\"}]}`.", body = Object),
+        (status = 400, description = "No `resourceArn`, or not an ARN of this server.", body = ErrorBody),
+        (status = 404, description = "No such resource.", body = ErrorBody),
+    ),
+)]
 async fn list(State(app): State<App>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
     let (arn, _) = query(q)?;
     let (kind, id) = parse_arn(&arn)?;
@@ -109,12 +126,27 @@ async fn list(State(app): State<App>, RawQuery(q): RawQuery) -> Result<Json<Valu
     Ok(Json(json!({"Tags": app.store.tags(kind, id).await?})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = TagResourceRequest)]
 struct TagBody {
     tags: Vec<Tag>,
 }
 
+/// Add or change tags of a resource.
+#[utoipa::path(
+    post,
+    path = "/tags",
+    operation_id = "TagResource",
+    tag = TAGS,
+    params(("resourceArn" = String, Query, description = RESOURCE_ARN)),
+    request_body = TagBody,
+    responses(
+        (status = 200, description = "`{}`.", body = Object),
+        (status = 400, description = "A bad ARN, or tags against AWS's rules (at most 50, keys 1–128 characters not starting with `aws:`, values up to 256).", body = ErrorBody),
+        (status = 404, description = "No such resource.", body = ErrorBody),
+    ),
+)]
 async fn tag(
     State(app): State<App>,
     RawQuery(q): RawQuery,
@@ -128,6 +160,22 @@ async fn tag(
     Ok((StatusCode::OK, Json(json!({}))))
 }
 
+/// Remove tags from a resource.
+#[utoipa::path(
+    delete,
+    path = "/tags",
+    operation_id = "UntagResource",
+    tag = TAGS,
+    params(
+        ("resourceArn" = String, Query, description = RESOURCE_ARN),
+        ("tagKeys" = Vec<String>, Query, description = "A key to remove; repeat the parameter for more."),
+    ),
+    responses(
+        (status = 200, description = "`{}`.", body = Object),
+        (status = 400, description = "A bad ARN, or no `tagKeys`.", body = ErrorBody),
+        (status = 404, description = "No such resource.", body = ErrorBody),
+    ),
+)]
 async fn untag(
     State(app): State<App>,
     RawQuery(q): RawQuery,

@@ -6,15 +6,17 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::blobs::existing_blob;
-use super::gateways::find;
-use super::{missing, ApiError, ApiJson, ApiQuery, Page};
+use super::gateways::{find, ID};
+use super::openapi::TASKS;
+use super::{missing, ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::app::{new_id, now, App};
 use crate::cups::answer::MAX_UPDATE_LEN;
 use crate::firmware::range::VersionRange;
@@ -22,50 +24,63 @@ use crate::firmware::signature::{self, RawKey};
 use crate::firmware::task::{Current, Status, Version};
 use crate::store::{tags, DefinitionRow};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/wireless-gateway-task-definitions", get(list).post(create))
-        .route(
-            "/wireless-gateway-task-definitions/{id}",
-            get(get_one).delete(remove),
-        )
-        .route(
-            "/wireless-gateways/{id}/tasks",
-            get(gateway_task).post(assign).delete(delete_task),
-        )
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, remove))
+        .routes(routes!(gateway_task, assign, delete_task))
 }
 
-#[derive(Deserialize)]
+const DEFINITION_ID: &str = "The task definition's Id.";
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateWirelessGatewayTaskDefinitionRequest)]
 struct CreateBody {
+    /// Start a task by itself for every gateway that polls with `CurrentVersion`
+    /// (false for a definition a campaign or a manual assignment uses).
     auto_create_tasks: bool,
     name: Option<String>,
     update: UpdateIn,
+    /// Makes the create idempotent: the same token and body answer the first
+    /// answer again.
     #[serde(default, rename = "ClientRequestToken")]
+    #[schema(value_type = Option<String>)]
     _client_request_token: Option<IgnoredAny>,
     /// Kept in the tags table (ListTagsForResource on the Arn).
     #[serde(default)]
     tags: Vec<tags::Tag>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = TaskDefinitionUpdate)]
 struct UpdateIn {
+    /// A blob Id (`sha256:…`) or `s3://BUCKET/KEY`, resolved to the blob when
+    /// the definition is created.
     update_data_source: String,
+    /// AWS's IAM role: accepted and ignored.
     #[serde(default, rename = "UpdateDataRole")]
+    #[schema(value_type = Option<String>)]
     _update_data_role: Option<IgnoredAny>,
     #[serde(rename = "LoRaWAN")]
     lorawan: LoRaWanUpdate,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = TaskDefinitionLoRaWAN)]
 struct LoRaWanUpdate {
+    /// The CRC32 of the signing key (`sig-N.key`) the gateways hold.
     sig_key_crc: u32,
+    /// The DER ECDSA P-256 signature over the SHA-512 of the update, base64.
     update_signature: String,
+    /// The one version the update applies to (this or `CurrentVersionRange`).
     current_version: Option<VersionIn>,
-    /// Ours, not AWS's: every version in a range instead of one exact version.
+    /// Ours, not AWS's: every version in a range instead of one exact version
+    /// (`PackageVersion` a semver range, `Station` and `Model` exact or a glob).
     current_version_range: Option<VersionIn>,
+    /// The version the gateway reports once updated.
     update_version: Option<VersionIn>,
 }
 
@@ -91,8 +106,10 @@ fn current_of(l: &LoRaWanUpdate) -> Result<Current, ApiError> {
     }
 }
 
-#[derive(Deserialize, Clone)]
+/// A gateway's firmware as its CUPS poll reports it.
+#[derive(Deserialize, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = GatewayVersion)]
 struct VersionIn {
     package_version: String,
     model: String,
@@ -124,6 +141,23 @@ pub(crate) fn current_json(c: &Current) -> (&'static str, Value) {
     }
 }
 
+/// Create a firmware update definition.
+///
+/// AWS's CreateWirelessGatewayTaskDefinition body as it is. When a signing key
+/// with `SigKeyCrc` is registered, `UpdateSignature` must verify over the blob,
+/// or the definition is refused.
+#[utoipa::path(
+    post,
+    path = "/wireless-gateway-task-definitions",
+    operation_id = "CreateWirelessGatewayTaskDefinition",
+    tag = TASKS,
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "`{\"Id\", \"Arn\"}`.", body = Object),
+        (status = 400, description = "A bad field, an unknown blob, a signature that does not verify, or no key to check it with (unless `[firmware] allow_unverified`).", body = ErrorBody),
+        (status = 409, description = "The blob's file is missing.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     ApiJson(b): ApiJson<CreateBody>,
@@ -200,14 +234,30 @@ async fn create(
 }
 
 /// `?maxResults&nextToken&taskDefinitionType=UPDATE` (AWS's only type).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Entries per page, 1 to 250 (0 or none: 100).
     max_results: Option<usize>,
+    /// The `NextToken` of the previous page.
     next_token: Option<String>,
+    /// `UPDATE`, AWS's only type.
     task_definition_type: Option<String>,
 }
 
+/// List the task definitions.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateway-task-definitions",
+    operation_id = "ListWirelessGatewayTaskDefinitions",
+    tag = TASKS,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{\"TaskDefinitions\": [{\"Id\", \"Arn\", \"Name\", \"LoRaWAN\"}], \"NextToken\"?}`.", body = Object),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -218,7 +268,7 @@ async fn list(
             crate::logguard::Clipped(t)
         )));
     }
-    let page = Page {
+    let page = super::Page {
         max_results: q.max_results,
         next_token: q.next_token,
     };
@@ -237,6 +287,18 @@ async fn list(
     .await
 }
 
+/// Read a task definition and how its tasks stand.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateway-task-definitions/{id}",
+    operation_id = "GetWirelessGatewayTaskDefinition",
+    tag = TASKS,
+    params(("id" = String, Path, description = DEFINITION_ID)),
+    responses(
+        (status = 200, description = "The definition as created (`Update.UpdateDataSource` the blob Id), `UpdateSize`, `SignatureVerified`, `TaskCounts` by status, `CreatedAt`.", body = Object),
+        (status = 404, description = "No such definition.", body = ErrorBody),
+    ),
+)]
 async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let d = app
         .store
@@ -275,6 +337,19 @@ async fn get_one(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     })))
 }
 
+/// Delete a task definition.
+#[utoipa::path(
+    delete,
+    path = "/wireless-gateway-task-definitions/{id}",
+    operation_id = "DeleteWirelessGatewayTaskDefinition",
+    tag = TASKS,
+    params(("id" = String, Path, description = DEFINITION_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such definition.", body = ErrorBody),
+        (status = 409, description = "It has open tasks.", body = ErrorBody),
+    ),
+)]
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     app.store
         .delete_definition(id.clone())
@@ -283,12 +358,30 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CreateWirelessGatewayTaskRequest)]
 struct AssignBody {
     wireless_gateway_task_definition_id: String,
 }
 
+/// Assign a task definition to this gateway.
+///
+/// A `PENDING` task, delivered at the gateway's next poll.
+#[utoipa::path(
+    post,
+    path = "/wireless-gateways/{id}/tasks",
+    operation_id = "CreateWirelessGatewayTask",
+    tag = TASKS,
+    params(("id" = String, Path, description = ID)),
+    request_body = AssignBody,
+    responses(
+        (status = 201, description = "`{\"WirelessGatewayTaskDefinitionId\", \"Status\": \"PENDING\"}`.", body = Object),
+        (status = 400, description = "No `WirelessGatewayTaskDefinitionId`.", body = ErrorBody),
+        (status = 404, description = "No such gateway or definition.", body = ErrorBody),
+        (status = 409, description = "The gateway has an open task.", body = ErrorBody),
+    ),
+)]
 async fn assign(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -311,6 +404,18 @@ async fn assign(
     ))
 }
 
+/// The gateway's latest task, with its delivery attempts.
+#[utoipa::path(
+    get,
+    path = "/wireless-gateways/{id}/tasks",
+    operation_id = "GetWirelessGatewayTask",
+    tag = TASKS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "`WirelessGatewayId`, `WirelessGatewayTaskDefinitionId`, `LastUplinkReceivedAt`, `TaskCreatedAt`, `Status`, `StatusReason`, `Attempts`.", body = Object),
+        (status = 404, description = "No such gateway, or it has no task.", body = ErrorBody),
+    ),
+)]
 async fn gateway_task(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -337,6 +442,18 @@ async fn gateway_task(
     })))
 }
 
+/// Delete the gateway's latest task.
+#[utoipa::path(
+    delete,
+    path = "/wireless-gateways/{id}/tasks",
+    operation_id = "DeleteWirelessGatewayTask",
+    tag = TASKS,
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such gateway, or it has no task.", body = ErrorBody),
+    ),
+)]
 async fn delete_task(
     State(app): State<App>,
     Path(id): Path<String>,

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::window::{Windows, WindowsSpec};
 use crate::store::Tag;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The body of `POST /campaigns` and `POST /campaigns/preview`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CampaignSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -20,8 +21,10 @@ pub struct CampaignSpec {
     pub waves: Vec<WaveSpec>,
     #[serde(default)]
     pub gate: GateSpec,
+    /// At most this many of the campaign's tasks open at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_progress: Option<u32>,
+    /// At most this many tasks started per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_starts_per_minute: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,8 +39,9 @@ pub struct CampaignSpec {
 
 /// Which gateways: every criterion given must hold; within a list any entry
 /// does (a gateway must carry every tag listed).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CampaignTarget)]
 pub struct TargetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
@@ -49,6 +53,7 @@ pub struct TargetSpec {
     pub wireless_gateway_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_euis: Vec<String>,
+    /// A semver range of the reported `PackageVersion`, e.g. `>=1.0.0, <1.2.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_version_range: Option<String>,
 }
@@ -66,8 +71,9 @@ impl TargetSpec {
 
 /// One wave: `Count` gateways or `Percent` of the eligible ones (rounded up),
 /// and for the first wave optionally the canary gateways it starts with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CampaignWave)]
 pub struct WaveSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
@@ -78,7 +84,8 @@ pub struct WaveSpec {
     pub canaries: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What crossing the gate does: pause the campaign, or abort it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OnFailure {
     Pause,
     Abort,
@@ -87,8 +94,9 @@ pub enum OnFailure {
 /// The gate between waves: the next wave opens once `SuccessPercent` of this
 /// one succeeded; `MaxFailures` / `MaxFailurePercent` failures, or
 /// `WithinMinutes` without success, cross it and `OnFailure` happens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CampaignGate)]
 pub struct GateSpec {
     pub success_percent: u32,
     pub within_minutes: u64,

@@ -7,15 +7,20 @@ use chrono::{Datelike, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// When a campaign may start tasks and deliver updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = MaintenanceWindows)]
 pub struct WindowsSpec {
+    /// An IANA time zone, e.g. `Europe/Berlin`.
     pub time_zone: String,
     pub windows: Vec<WindowSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One window; an end before the start runs past midnight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = MaintenanceWindow)]
 pub struct WindowSpec {
     /// `Mon` … `Sun`.
     pub days: Vec<String>,

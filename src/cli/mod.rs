@@ -1,6 +1,7 @@
 //! The `stationkeeper` command line. `serve` runs the server; every other
 //! subcommand is a client of the operator API (one file per subcommand family),
-//! except `pki init`, `keys generate` and `sign`, which work on local files.
+//! except `pki init`, `keys generate` and `sign`, which work on local files, and
+//! `openapi`, which prints the API's document from the code.
 
 mod access_keys;
 mod audit;
@@ -81,6 +82,28 @@ enum Command {
     Refusals(refusals::RefusalsArgs),
     /// Router ids the server does not know that polled CUPS lately.
     UnknownRouters(refusals::UnknownArgs),
+    /// Print the operator API's OpenAPI 3 document (no server needed).
+    Openapi(OpenapiArgs),
+}
+
+#[derive(Args)]
+struct OpenapiArgs {
+    /// Print the book's API reference page (docs/src/api-reference.md) instead
+    /// of the JSON document.
+    #[arg(long)]
+    markdown: bool,
+}
+
+/// The document as `GET /openapi.json` serves it, or the book's page made from it.
+fn openapi(a: OpenapiArgs) -> CliResult {
+    let doc = serde_json::to_value(crate::api::openapi::document())
+        .map_err(|e| format!("serialising the OpenAPI document: {e}"))?;
+    if a.markdown {
+        print!("{}", crate::api::openapi::markdown(&doc));
+    } else {
+        print_json(&doc);
+    }
+    Ok(())
 }
 
 /// How a client subcommand reaches the operator API.
@@ -154,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::Audit(a) => audit::run(a).await,
             Command::Refusals(a) => refusals::refusals(a).await,
             Command::UnknownRouters(a) => refusals::unknown(a).await,
+            Command::Openapi(a) => openapi(a),
         }
     });
     match result {

@@ -11,6 +11,7 @@
 //! form (`require_session` checks it, one place for every form); a request
 //! without a live session is redirected to the sign-in page.
 
+mod api_reference;
 mod chart;
 mod pages;
 pub mod session;
@@ -46,6 +47,7 @@ pub fn router(app: App) -> Router<App> {
         .route("/console/wireless-devices", get(pages::devices))
         .route("/console/wireless-devices/{id}", get(pages::device))
         .route("/console/audit-log", get(pages::audit_log))
+        .route("/console/api", get(api_reference::api_reference))
         // Campaign pages (issue 10) go here: /console/campaigns and
         // /console/campaigns/{id} with pause/resume/cancel/retry forms, reading
         // GET /campaigns… through `api_call` like the FUOTA pages.
@@ -280,6 +282,7 @@ pub fn page(s: &Signed, title: &str, body: Markup) -> Markup {
                     a href="/console/fuota-tasks" { "FUOTA tasks" }
                     a href="/console/wireless-devices" { "Devices" }
                     a href="/console/audit-log" { "Audit log" }
+                    a href="/console/api" { "API" }
                     form method="post" action="/console/sign-out" {
                         input type="hidden" name="csrf" value=(s.0.csrf);
                         button type="submit" { "Sign out (" (s.0.caller.name) ")" }

@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::region::{rx2_default, DEVICE_REGIONS};
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// AWS's device profile fields (`LoRaWAN` of CreateDeviceProfile), with our
+/// `UplinkIntervalSeconds`. Required: `RfRegion`; `MacVersion` defaults to 1.0.3.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = DeviceProfileLoRaWAN)]
 pub struct DeviceProfile {
     pub mac_version: Option<String>,
     pub reg_params_revision: Option<String>,
@@ -29,6 +32,8 @@ pub struct DeviceProfile {
     pub factory_preset_freqs_list: Option<Vec<u32>>,
     pub max_eirp: Option<u8>,
     pub max_duty_cycle: Option<u8>,
+    /// Ours: how often the device is expected to send uplinks (what the FUOTA
+    /// control plane waits between unicast tries).
     pub uplink_interval_seconds: Option<u32>,
 }
 

@@ -21,7 +21,8 @@ pub const SERVICE_PROFILE: &str = "ServiceProfile";
 /// and the `aws:` prefix is reserved.
 pub const MAX_TAGS: usize = 50;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// AWS's tag: `{"Key", "Value"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Tag {
     pub key: String,
