@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use common::server::TestServer;
 use common::station::net::station_groups;
 use rustls::crypto::ring::kx_group;
-use rustls::crypto::SupportedKxGroup;
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, NamedGroup, RootCertStore};
+use rustls::{CipherSuite, ClientConfig, NamedGroup, RootCertStore, SupportedCipherSuite};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -26,11 +26,6 @@ fn client(
     groups: Vec<&'static dyn SupportedKxGroup>,
     tls13: bool,
 ) -> ClientConfig {
-    let pem = std::fs::read(srv.state_dir().join("pki/ca.crt")).unwrap();
-    let mut roots = RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(c.unwrap()).unwrap();
-    }
     let mut provider = rustls::crypto::ring::default_provider();
     provider.kx_groups = groups;
     let version = if tls13 {
@@ -41,22 +36,81 @@ fn client(
     ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[version])
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(roots(srv))
         .with_no_client_auth()
 }
 
 /// The group a full handshake with `addr` negotiated.
 async fn negotiated(addr: SocketAddr, cfg: ClientConfig) -> NamedGroup {
+    negotiated_both(addr, cfg).await.0
+}
+
+/// The group and the cipher suite a full handshake with `addr` negotiated.
+async fn negotiated_both(addr: SocketAddr, cfg: ClientConfig) -> (NamedGroup, CipherSuite) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"));
-    tls.get_ref()
-        .1
+    let conn = tls.get_ref().1;
+    let group = conn
         .negotiated_key_exchange_group()
         .expect("an ECDHE group")
-        .name()
+        .name();
+    (
+        group,
+        conn.negotiated_cipher_suite().expect("a suite").suite(),
+    )
+}
+
+/// A TLS 1.2 client offering station's groups and exactly `suites`, in that order.
+fn with_suites(srv: &TestServer, suites: &[SupportedCipherSuite]) -> ClientConfig {
+    let provider = CryptoProvider {
+        cipher_suites: suites.to_vec(),
+        kx_groups: station_groups(),
+        ..rustls::crypto::ring::default_provider()
+    };
+    ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots(srv))
+        .with_no_client_auth()
+}
+
+fn roots(srv: &TestServer) -> RootCertStore {
+    let pem = std::fs::read(srv.state_dir().join("pki/ca.crt")).unwrap();
+    let mut roots = RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    roots
+}
+
+/// The server, not the client, picks the TLS 1.2 suite: station's mbedTLS lists
+/// AES-256-GCM-SHA384 early, and its SHA-384 PRF costs the server more per
+/// handshake than the SHA-256 suites, so those win whatever the client's order;
+/// a client offering only the SHA-384 suite still gets in.
+#[tokio::test]
+async fn the_server_picks_a_sha256_suite_whatever_the_clients_order() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let srv = TestServer::start().await;
+    let addr = srv.running.cups_addr;
+    let sha384_first = [
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    let (group, suite) = negotiated_both(addr, with_suites(&srv, &sha384_first)).await;
+    assert_eq!(group, NamedGroup::X25519);
+    assert_eq!(
+        suite,
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+    );
+    // without ChaCha20 (an mbedTLS built without it): AES-128-GCM-SHA256
+    let (_, suite) = negotiated_both(addr, with_suites(&srv, &sha384_first[..2])).await;
+    assert_eq!(suite, CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+    let (_, suite) = negotiated_both(addr, with_suites(&srv, &sha384_first[..1])).await;
+    assert_eq!(suite, CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384);
 }
 
 #[tokio::test]
