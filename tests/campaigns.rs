@@ -133,8 +133,10 @@ async fn a_failure_threshold_pauses_and_retry_failed_finishes_the_rest() {
         None,
     )
     .await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["Retried"], 2);
+    // The spec's answer: 201 with the new wave's number (from 1; the campaign
+    // had one wave) and its size.
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v, json!({"Wave": 2, "Gateways": 2}));
     wait_campaign(&srv, &id, "retry wave started", |c| {
         count(c, "InProgress") == 2
     })
@@ -840,4 +842,68 @@ async fn the_fleet_at_a_glance() {
             .contains("unexpected version"),
         "{f}"
     );
+}
+
+/// The spec's controls: `PUT /campaigns/{Id}/state` answers 204 or 409, and
+/// `DELETE /campaigns/{Id}` refuses a Running or Paused campaign.
+#[tokio::test]
+async fn state_changes_and_delete_as_the_spec_has_them() {
+    let srv = server().await;
+    let gws = fleet(&srv, "a", 0x6000, 2, "1.0.0").await;
+    let def = definition(&srv, &gws[0].st, "1.0.0", "1.1.0").await;
+    let id = create(
+        &srv,
+        body(
+            &def,
+            json!([{"Count": 1}, {"Percent": 100}]),
+            json!({"SuccessPercent": 100, "WithinMinutes": 60, "OnFailure": "Pause"}),
+        ),
+    )
+    .await;
+    let path = format!("/campaigns/{id}");
+    let state_path = format!("{path}/state");
+    let put = |state: &str| json!({ "State": state });
+
+    let (status, v) = send(&srv, Method::PUT, &state_path, Some(put("Paused"))).await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(campaign(&srv, &id).await["State"], "Paused");
+    let (status, v) = send(&srv, Method::DELETE, &path, None).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["Message"].as_str().unwrap().contains("cancel it first"),
+        "{v}"
+    );
+
+    let (status, v) = send(&srv, Method::PUT, &state_path, Some(put("Running"))).await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(campaign(&srv, &id).await["State"], "Running");
+    let (status, v) = send(&srv, Method::PUT, &state_path, Some(put("Running"))).await;
+    assert_eq!(status, 409, "resume a running campaign: {v}");
+    let (status, v) = send(&srv, Method::PUT, &state_path, Some(put("Done"))).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["Message"].as_str().unwrap().contains("\"Cancelled\""),
+        "{v}"
+    );
+    let (status, v) = send(
+        &srv,
+        Method::PUT,
+        &state_path,
+        Some(json!({"state": "Paused"})),
+    )
+    .await;
+    assert_eq!(status, 400, "a lower-case key: {v}");
+
+    let (status, v) = send(&srv, Method::PUT, &state_path, Some(put("Cancelled"))).await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(campaign(&srv, &id).await["State"], "Cancelled");
+    let (status, v) = send(&srv, Method::PUT, &state_path, Some(put("Paused"))).await;
+    assert_eq!(status, 409, "{v}");
+
+    let (status, v) = send(&srv, Method::DELETE, &path, None).await;
+    assert_eq!(status, 204, "{v}");
+    let (status, v) = send(&srv, Method::GET, &path, None).await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = send(&srv, Method::DELETE, &path, None).await;
+    assert_eq!(status, 404, "{v}");
 }

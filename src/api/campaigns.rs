@@ -2,8 +2,10 @@
 //! AWS's conventions). Create and preview take the same body
 //! (`campaign::spec::CampaignSpec`); the checks that need the store are here:
 //! the definitions exist, none auto-creates tasks, the hops connect, the canaries
-//! and the waves fit the eligible gateways. Controls are
-//! `POST /campaigns/{Id}/pause|resume|cancel|retry-failed`.
+//! and the waves fit the eligible gateways. Controls are the spec's
+//! `PUT /campaigns/{Id}/state`, `POST /campaigns/{Id}/retry-failed` and
+//! `DELETE /campaigns/{Id}`; `POST /campaigns/{Id}/pause|resume|cancel` do the
+//! same as the state changes and answer the campaign (the CLI and console use them).
 
 use std::collections::HashMap;
 
@@ -30,7 +32,8 @@ pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::default()
         .routes(routes!(list, create))
         .routes(routes!(preview))
-        .routes(routes!(get_one))
+        .routes(routes!(get_one, delete_one))
+        .routes(routes!(set_state))
         .routes(routes!(gateways))
         .routes(routes!(pause))
         .routes(routes!(resume))
@@ -577,7 +580,7 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<V
     tag = CAMPAIGNS,
     params(("id" = String, Path, description = CAMPAIGN_ID)),
     responses(
-        (status = 200, description = "The campaign, with `Retried`: how many gateways the new wave holds.", body = Object),
+        (status = 201, description = "`Wave`: the new wave's number (from 1); `Gateways`: how many gateways it holds.", body = Object),
         (status = 404, description = "No such campaign.", body = ErrorBody),
         (status = 409, description = "It has no FAILED gateway, or is not `Running`, `Paused` or `Completed`.", body = ErrorBody),
     ),
@@ -585,7 +588,7 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<V
 async fn retry_failed(
     State(app): State<App>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let now = format_unix_us(app.campaigns.now_us());
     let (n, c) = app
         .store
@@ -594,7 +597,78 @@ async fn retry_failed(
         .map_err(missing(format!("campaign {id}")))?;
     tracing::info!(campaign = %id, gateways = n, "campaign retry-failed");
     app.campaigns.wake.notify_one();
-    let mut out = campaign_json(&app, &c).await?;
-    out["Retried"] = json!(n);
-    Ok(Json(out))
+    // The new wave is the last one, numbered from 1 like GET's `Waves`.
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "Wave": c.waves, "Gateways": n })),
+    ))
+}
+
+/// The body of `PUT /campaigns/{Id}/state`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[schema(as = CampaignStateChange)]
+struct StateBody {
+    /// `Running` (resume a paused campaign), `Paused` or `Cancelled`.
+    state: String,
+}
+
+/// Pause, resume or cancel a campaign.
+#[utoipa::path(
+    put,
+    path = "/campaigns/{id}/state",
+    operation_id = "UpdateCampaignState",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    request_body = StateBody,
+    responses(
+        (status = 204, description = "The campaign is in that state now."),
+        (status = 400, description = "`State` is not `Running`, `Paused` or `Cancelled`.", body = ErrorBody),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+        (status = 409, description = "The campaign's state cannot go there (the message names both).", body = ErrorBody),
+    ),
+)]
+async fn set_state(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<StateBody>,
+) -> Result<StatusCode, ApiError> {
+    let (app, id) = (State(app), Path(id));
+    match b.state.as_str() {
+        "Running" => resume(app, id).await.map(drop),
+        "Paused" => pause(app, id).await.map(drop),
+        "Cancelled" => cancel(app, id).await.map(drop),
+        other => Err(ApiError::validation(format!(
+            "State {:?} is not one of \"Running\", \"Paused\", \"Cancelled\"",
+            Clipped(other)
+        ))),
+    }?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a campaign that is not running: its waves and gateway list go; the
+/// tasks it created stay in the gateways' history.
+#[utoipa::path(
+    delete,
+    path = "/campaigns/{id}",
+    operation_id = "DeleteCampaign",
+    tag = CAMPAIGNS,
+    params(("id" = String, Path, description = CAMPAIGN_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such campaign.", body = ErrorBody),
+        (status = 409, description = "It is `Running` or `Paused`: cancel it first.", body = ErrorBody),
+    ),
+)]
+async fn delete_one(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.store
+        .delete_campaign(id.clone())
+        .await
+        .map_err(missing(format!("campaign {id}")))?;
+    tracing::info!(campaign = %id, "campaign deleted");
+    app.campaigns.wake.notify_one();
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -59,6 +59,10 @@ enum CampaignsCommand {
     RetryFailed {
         id: String,
     },
+    /// Deletes a campaign that is not Running or Paused (cancel it first).
+    Delete {
+        id: String,
+    },
     /// Live progress bars per wave until the campaign finishes (Ctrl-C to leave).
     Watch {
         id: String,
@@ -119,6 +123,10 @@ pub async fn run(a: CampaignsArgs) -> CliResult {
             &c.call(Method::POST, &one(&id, "retry-failed"), None)
                 .await?,
         ),
+        CampaignsCommand::Delete { id } => {
+            c.call(Method::DELETE, &format!("/campaigns/{id}"), None)
+                .await?;
+        }
         CampaignsCommand::Watch { id, every } => watch(&c, &id, every).await?,
     }
     Ok(())

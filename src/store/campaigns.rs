@@ -650,6 +650,25 @@ impl Store {
         .await
     }
 
+    /// Deletes a campaign that is not Running or Paused (Conflict then), with its
+    /// hops and gateway list; the tasks it created stay.
+    pub async fn delete_campaign(&self, id: String) -> Result<(), StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row = get(&tx, &id)?;
+            if matches!(row.state, State::Running | State::Paused) {
+                return Err(StoreError::Conflict(format!(
+                    "campaign {id} is {}; cancel it first (PUT /campaigns/{id}/state {{\"State\": \"Cancelled\"}})",
+                    row.state
+                )));
+            }
+            tx.execute("DELETE FROM campaigns WHERE id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Gateways carrying an active FUOTA session, with that task's Id.
     pub async fn fuota_busy_gateways(&self) -> Result<HashMap<String, String>, StoreError> {
         self.run(|c| {
