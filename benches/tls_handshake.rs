@@ -78,16 +78,12 @@ fn main() {
     let ours = stationkeeper::tls::server_config(chain.clone(), key.clone_key(), vec![ca.clone()])
         .expect("the server's TLS config");
     let mut variants = vec![Variant::new("stationkeeper's config", Server::Ours(ours))];
-    let providers: [(&str, fn() -> CryptoProvider); 2] = [
-        ("ring", ring::default_provider),
-        ("aws-lc-rs", aws_lc_rs::default_provider),
-    ];
-    for (name, provider) in providers {
+    for name in ["ring", "aws-lc-rs"] {
         let (x25519, p256) = groups(name);
         for (group_name, group) in [("X25519", x25519), ("P-256", p256)] {
             for suite in suites(name) {
                 let fixed = fixed_config(
-                    provider(),
+                    provider(name),
                     group,
                     suite,
                     chain.clone(),
@@ -154,6 +150,13 @@ impl Variant {
             suite: String::new(),
             group: String::new(),
         }
+    }
+}
+
+fn provider(name: &str) -> CryptoProvider {
+    match name {
+        "ring" => ring::default_provider(),
+        _ => aws_lc_rs::default_provider(),
     }
 }
 
