@@ -29,6 +29,20 @@ fn api_failed((status, msg): (StatusCode, String)) -> Response {
     (status, format!("{msg}\n")).into_response()
 }
 
+/// The `key` list of a GET through the API (the caller's rights apply); none
+/// when the answer has no such list.
+async fn api_list(
+    app: &App,
+    caller: &Caller,
+    path: &str,
+    key: &str,
+) -> Result<Vec<Value>, Response> {
+    let answer = api_call(app, caller, Method::GET, path, None)
+        .await
+        .map_err(api_failed)?;
+    Ok(answer[key].as_array().cloned().unwrap_or_default())
+}
+
 pub async fn fleet(State(app): State<App>, Extension(s): Extension<Signed>) -> Page {
     let counts = app.store.fleet_counts().await.map_err(failed)?;
     let (versions, never) = app.store.fleet_versions().await.map_err(failed)?;
@@ -218,19 +232,13 @@ pub async fn fuota_tasks(
     Extension(s): Extension<Signed>,
     Extension(caller): Extension<Caller>,
 ) -> Page {
-    let list = api_call(
+    let tasks = api_list(
         &app,
         &caller,
-        Method::GET,
         "/fuota-tasks?maxResults=250",
-        None,
+        "FuotaTaskList",
     )
-    .await
-    .map_err(api_failed)?;
-    let tasks = list["FuotaTaskList"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    .await?;
     Ok(page(
         &s,
         "FUOTA tasks",
@@ -326,19 +334,13 @@ pub async fn devices(
     Extension(s): Extension<Signed>,
     Extension(caller): Extension<Caller>,
 ) -> Page {
-    let list = api_call(
+    let devices = api_list(
         &app,
         &caller,
-        Method::GET,
         "/wireless-devices?maxResults=250",
-        None,
+        "WirelessDeviceList",
     )
-    .await
-    .map_err(api_failed)?;
-    let devices = list["WirelessDeviceList"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    .await?;
     Ok(page(
         &s,
         "Devices",
