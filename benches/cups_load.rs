@@ -85,6 +85,15 @@ enum Kx {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ChainCheck {
+    /// the certificate chain once per distinct chain and name (then remembered for
+    /// the run); the handshake's signature with the certificate's key every time
+    Once,
+    /// the whole chain on every handshake too, as station's mbedTLS does
+    Every,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Pick {
     /// uniform random gateway per poll
     Random,
@@ -143,6 +152,11 @@ struct Args {
     /// ECDHE groups offered (the server picks among them).
     #[arg(long, value_enum, default_value = "station")]
     kx: Kx,
+    /// How often the server's certificate chain is verified. `once` takes the
+    /// generator's second ECDSA verification per poll out of the shared CPUs; every
+    /// handshake still verifies the server's signature over its key exchange.
+    #[arg(long, value_enum, default_value = "once")]
+    chain_check: ChainCheck,
     /// How workers choose the next gateway.
     #[arg(long, value_enum, default_value = "random")]
     pick: Pick,
@@ -1215,6 +1229,75 @@ async fn idle_flood(ctx: &Ctx, gws: &[Gateway], args: &Args) -> bool {
     base_problems.total() == 0 && problems.total() == 0
 }
 
+/// A server-certificate verifier that runs webpki's chain check once per distinct
+/// (chain, name) and remembers the verdict for the run, while every handshake's
+/// signature is still verified against the certificate's key. Only successes are
+/// remembered, so a bad chain fails every time.
+#[derive(Debug)]
+struct ChainOnce {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    verified: std::sync::Mutex<std::collections::HashSet<Vec<u8>>>,
+}
+
+impl ChainOnce {
+    /// The chain and name as one key: length-prefixed DER certificates, then the name.
+    fn key(
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        name: &ServerName<'_>,
+    ) -> Vec<u8> {
+        let mut k = Vec::new();
+        for c in std::iter::once(end_entity).chain(intermediates) {
+            k.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            k.extend_from_slice(c);
+        }
+        k.extend_from_slice(name.to_str().as_bytes());
+        k
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnce {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let key = Self::key(end_entity, intermediates, name);
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if !verified.contains(&key) {
+            self.webpki
+                .verify_server_cert(end_entity, intermediates, name, ocsp, now)?;
+            verified.insert(key);
+        }
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
 fn client_config(args: &Args) -> Result<ClientConfig, String> {
     let pem = std::fs::read(&args.ca).map_err(|e| format!("{}: {e}", args.ca.display()))?;
     let mut roots = RootCertStore::empty();
@@ -1243,11 +1326,25 @@ fn client_config(args: &Args) -> Result<ClientConfig, String> {
         TlsVersion::V13 => &[&rustls::version::TLS13],
         TlsVersion::Default => rustls::DEFAULT_VERSIONS,
     };
-    let mut cfg = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| e.to_string())?;
+    let mut cfg = match args.chain_check {
+        ChainCheck::Every => builder.with_root_certificates(roots),
+        ChainCheck::Once => {
+            let webpki =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnce {
+                    webpki,
+                    verified: Default::default(),
+                }))
+        }
+    }
+    .with_no_client_auth();
     // station makes a full handshake every time: no tickets, no session ids
     cfg.resumption = rustls::client::Resumption::disabled();
     Ok(cfg)
@@ -1314,13 +1411,14 @@ fn main() {
     let mut failed = false;
     rt.block_on(async {
         println!(
-            "cups-load: target {:?} at {} (SNI {}, Host {}), TLS {:?} kx {:?}, {} workers, {} s per measured run, {} round(s), pick {:?}{}",
+            "cups-load: target {:?} at {} (SNI {}, Host {}), TLS {:?} kx {:?}, chain check {:?}, {} workers, {} s per measured run, {} round(s), pick {:?}{}",
             args.target,
             args.addr,
             args.sni,
             host,
             args.tls,
             args.kx,
+            args.chain_check,
             args.concurrency,
             args.duration,
             args.rounds,

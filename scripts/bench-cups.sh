@@ -21,6 +21,10 @@
 #   KX=station               ECDHE groups offered: station (station 2.0.6's captured order
 #                            restricted to ring's groups: P-384, P-256, X25519) | default
 #                            (rustls: X25519 first) | x25519 | p256 | p384
+#   CHAIN_CHECK=once         the generator verifies each distinct certificate chain once per
+#                            run and the handshake signature every time | every (the chain
+#                            too, as station does; a second ECDSA verify per poll on the
+#                            CPUs the servers share)
 #   NGINX_CURVES=X25519:prime256v1:secp384r1   nginx's ssl_ecdh_curve, with
 #                            ssl_prefer_server_ciphers on: nginx at its best for
 #                            station's hello (it picks X25519 whatever the client's order)
@@ -42,6 +46,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 WARMUP_CONCURRENCY=${WARMUP_CONCURRENCY:-128}
 TLS=${TLS:-1.2}
 KX=${KX:-station}
+CHAIN_CHECK=${CHAIN_CHECK:-once}
 NGINX_CURVES=${NGINX_CURVES:-X25519:prime256v1:secp384r1}
 CUPS_PORT=${CUPS_PORT:-18443}
 API_PORT=${API_PORT:-17000}
@@ -204,7 +209,7 @@ log "measuring: register $N1, measure; register up to $N2, measure; nginx altern
 rc=0
 # in the background so that a signal reaches the trap at once (timeout --foreground
 # stays in our process group and passes a TERM on to cups-load)
-timeout --foreground "$LOAD_LIMIT" "$LOAD" --ca "$CA" --sni localhost --host "localhost:$CUPS_PORT" --tls "$TLS" --kx "$KX" \
+timeout --foreground "$LOAD_LIMIT" "$LOAD" --ca "$CA" --sni localhost --host "localhost:$CUPS_PORT" --tls "$TLS" --kx "$KX" --chain-check "$CHAIN_CHECK" \
     -c "$CONCURRENCY" -t "$DURATION" --rounds "$ROUNDS" --settle-max "$SETTLE_MAX" \
     --retry-noisy "$RETRY_NOISY" --noisy-pct "$NOISY_PCT" --warmup-concurrency "$WARMUP_CONCURRENCY" \
     --addr "127.0.0.1:$CUPS_PORT" --target stationkeeper --server-pid "$SK_PID" --label stationkeeper \
@@ -267,7 +272,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 echo
 echo "== CUPS load, $(date -u +'%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), $("$NGINX" -v 2>&1 | sed 's/.*: //')"
 echo "   stationkeeper $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo 'unknown commit') (binary built $(date -u -r "$SK" +'%Y-%m-%d %H:%M UTC'))"
-echo "   fresh TCP+TLS $TLS (kx $KX; nginx ssl_ecdh_curve $NGINX_CURVES, server preference) connection per poll, $CONCURRENCY pollers, median of $ROUNDS rounds of ${DURATION} s;"
+echo "   fresh TCP+TLS $TLS (kx $KX, chain check $CHAIN_CHECK; nginx ssl_ecdh_curve $NGINX_CURVES, server preference) connection per poll, $CONCURRENCY pollers, median of $ROUNDS rounds of ${DURATION} s;"
 echo "   server and load generator share the CPUs"
 printf '%-16s %9s %10s %8s %8s %12s %7s %s\n' target gateways polls/s p50_ms p99_ms srv_ms/poll errors kx
 row stationkeeper "$N1" stationkeeper
