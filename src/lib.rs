@@ -26,6 +26,7 @@ pub mod lorawan; // time on air and GPS time
 pub mod metrics; // Prometheus metrics: one registry per server, GET /metrics
 pub mod pki; // CA, server and gateway certificates; the development PKI
 pub mod provisioning; // issuing credential generations and gateway files
+pub mod quiet_close; // ending a TLS connection the peer closed first, without a close_notify of ours (as nginx)
 pub mod server; // listeners, accept loops, connection limits, shutdown
 pub mod stall; // send-progress timeout: closing peers that stop reading
 pub mod startup; // building AppState from a config: store, PKI, tokens

@@ -27,6 +27,7 @@ use tower::ServiceExt;
 use crate::admission::Admission;
 use crate::app::App;
 use crate::identity::PeerCert;
+use crate::quiet_close::QuietClose;
 use crate::tls::{HandshakeError, ServerConfigs};
 
 /// How often last-contact times of settled gateways reach the database.
@@ -273,7 +274,7 @@ async fn accept_loop(
                         remote,
                         cert: crate::tls::peer_cert(tls.get_ref().1),
                     };
-                    serve_http(&face, tls, info, shutdown).await;
+                    serve_http(&face, QuietClose::new(tls), info, shutdown).await;
                 }
                 None => {
                     let info = ConnInfo { remote, cert: None };

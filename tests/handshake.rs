@@ -215,3 +215,67 @@ async fn a_connection_that_sends_no_client_hello_is_closed_after_hello_timeout()
     assert!(matches!(r, Ok(0) | Err(_)), "got {r:?}");
     assert!(t.elapsed() < Duration::from_secs(20));
 }
+
+/// A TLS 1.2 client that sends `request` and reads the answer's head.
+async fn exchange(srv: &TestServer, request: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let tcp = TcpStream::connect(srv.running.cups_addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client(srv, station_groups(), false)))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(
+            tls.read(&mut b).await.unwrap(),
+            1,
+            "EOF inside the answer head"
+        );
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    tls
+}
+
+/// Station closes first (its close_notify, then the socket): the server then
+/// closes without a close_notify of its own, as nginx does, instead of writing
+/// one to a socket nobody reads. When the server ends the connection itself
+/// (`Connection: close`), it still sends its close_notify.
+#[tokio::test]
+async fn a_connection_the_peer_closed_ends_without_our_close_notify() {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start().await;
+    let keep_alive = "GET /no-such-path HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
+    let mut tls = exchange(&srv, keep_alive).await;
+    // the rest of the answer's body, then our close_notify and FIN
+    let mut body = vec![0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(300), tls.read(&mut body)).await;
+    tls.shutdown().await.unwrap();
+    let (mut tcp, _) = tls.into_inner();
+    let mut after = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut after))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    assert!(
+        after.is_empty(),
+        "after the client's close_notify the server sent {} more bytes (a close_notify is 0x15 ...): {:02x?}",
+        after.len(),
+        &after[..after.len().min(8)]
+    );
+
+    let closing = "GET /no-such-path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let mut tls = exchange(&srv, closing).await;
+    let mut rest = Vec::new();
+    // rustls reports a TCP close without close_notify as an UnexpectedEof error
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the connection")
+        .expect("the server's own close ends with its close_notify");
+}
