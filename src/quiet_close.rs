@@ -1,12 +1,14 @@
 //! How a TLS connection ends when the peer closes first. Station reads the CUPS
 //! answer, sends its close_notify and closes the socket at once (cups.c
 //! `http_close`); a close_notify of ours after that is a write to a socket
-//! nobody reads, and it draws a TCP reset. So, as nginx does (OpenSSL's
+//! nobody reads, and it draws a TCP reset. So, as nginx does (it sets its
 //! `no_send_shutdown` once the peer's close_notify has arrived), a connection
 //! whose peer has ended its side is closed without a close_notify of our own:
 //! `QuietClose` makes the shutdown a no-op and the socket closes when dropped.
 //! A connection the server ends first (`Connection: close`, a timeout, a
-//! shutdown) still sends its close_notify.
+//! shutdown) still sends its close_notify. TLS 1.2 (RFC 5246 §7.2.1) asks the
+//! receiver of a close_notify to answer with its own; station has closed its
+//! socket by then, so that answer could never be read.
 
 use std::io;
 use std::pin::Pin;
