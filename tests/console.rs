@@ -12,67 +12,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::form::http;
 use common::server::{TestServer, TOKEN};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const EUI: u64 = 0x0016_c001_ff10_c001;
-
-struct Answer {
-    status: StatusCode,
-    location: Option<String>,
-    cookie: Option<String>,
-    body: String,
-}
-
-/// One plain HTTP request to the API listener, with an optional cookie and form.
-async fn http(
-    srv: &TestServer,
-    method: Method,
-    path: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
-) -> Answer {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", srv.running.api_addr));
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    if form.is_some() {
-        req = req.header("content-type", "application/x-www-form-urlencoded");
-    }
-    let req = req
-        .body(Full::new(Bytes::from(form.unwrap_or_default().to_string())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let header = |n: &str| {
-        resp.headers()
-            .get(n)
-            .map(|v| v.to_str().unwrap().to_string())
-    };
-    let (status, location, cookie) = (resp.status(), header("location"), header("set-cookie"));
-    let body = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
-    Answer {
-        status,
-        location,
-        cookie,
-        body,
-    }
-}
 
 /// Signs in over HTTP; the `name=value` cookie pair.
 async fn sign_in(srv: &TestServer) -> String {

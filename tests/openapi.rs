@@ -13,12 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use common::aws::AwsClient;
+use common::form::http;
 use common::server::{TestServer, TOKEN};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use stationkeeper::api::openapi::{self, operations, template_parameters};
 use stationkeeper::cli::ApiClient;
@@ -669,48 +667,16 @@ fn the_cli_prints_the_document_and_the_page_without_a_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yaml"));
 }
 
-/// One plain HTTP request with an optional cookie and form: status,
-/// `set-cookie`, body.
-async fn http(
-    srv: &TestServer,
-    m: Method,
-    path: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
-) -> (StatusCode, Option<String>, String) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder()
-        .method(m)
-        .uri(format!("http://{}{path}", srv.running.api_addr));
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    if form.is_some() {
-        req = req.header("content-type", "application/x-www-form-urlencoded");
-    }
-    let req = req
-        .body(Full::new(Bytes::from(form.unwrap_or_default().to_string())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status();
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, cookie, String::from_utf8(body.to_vec()).unwrap())
-}
-
 #[tokio::test]
 async fn the_console_renders_the_reference_for_a_signed_in_operator() {
     let srv = TestServer::start().await;
-    let (status, _, _) = http(&srv, Method::GET, "/console/api", None, None).await;
+    let signed_out = http(&srv, Method::GET, "/console/api", None, None).await;
     assert_eq!(
-        status,
+        signed_out.status,
         StatusCode::SEE_OTHER,
         "signed out: to the sign-in page"
     );
-    let (status, cookie, body) = http(
+    let signed_in = http(
         &srv,
         Method::POST,
         "/console/sign-in",
@@ -718,10 +684,22 @@ async fn the_console_renders_the_reference_for_a_signed_in_operator() {
         Some(&format!("token={TOKEN}")),
     )
     .await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    let cookie = cookie.unwrap().split(';').next().unwrap().to_string();
-    let (status, _, page) = http(&srv, Method::GET, "/console/api", Some(&cookie), None).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    let cookie = signed_in
+        .cookie
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let reference = http(&srv, Method::GET, "/console/api", Some(&cookie), None).await;
+    let page = reference.body;
+    assert_eq!(reference.status, StatusCode::OK, "{page}");
     assert!(
         page.contains("href=\"/console/api\""),
         "the navigation links it"

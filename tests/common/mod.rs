@@ -2,6 +2,7 @@
 pub mod aws;
 pub mod campaign;
 pub mod firmware;
+pub mod form;
 pub mod fuota;
 pub mod fuota_device;
 pub mod fuota_fleet;
