@@ -9,7 +9,8 @@
 //! Target `stationkeeper` (default): a warm-up registers gateways through open
 //! registration (`[gateways] unknown = "register"`): poll 1 without a token gets
 //! the URIs and a token-form CUPS credential blob, poll 2 reports what station
-//! would then report and must get the 14-zero-byte "nothing to do" answer. The
+//! would then report and must get the 14-zero-byte "nothing to do" answer, and so
+//! must poll 3, the first poll of a settled gateway, like every later one. The
 //! measured phase then polls the registered gateways with their tokens and expects
 //! exactly that answer. `--phases 1000,100000` measures at 1,000 gateways, then
 //! registers up to 100,000 and measures again, in one process (the tokens live here).
@@ -605,7 +606,8 @@ impl Problems {
 }
 
 /// Registers one gateway the way a fresh station would: poll 1 without a token,
-/// install what the answer says, poll 2 with the token must get "nothing to do".
+/// install what the answer says, polls 2 and 3 with the token must get "nothing
+/// to do".
 async fn warm_one(ctx: &Ctx, mut gw: Gateway) -> Result<Gateway, (String, String)> {
     let (r, _) = poll(ctx, &station_request(&ctx.host, &gw, false), false)
         .await
@@ -636,12 +638,22 @@ async fn warm_one(ctx: &Ctx, mut gw: Gateway) -> Result<Gateway, (String, String
         gw.tc_uri = Some(u);
     }
 
-    let (r, _) = poll(ctx, &station_request(&ctx.host, &gw, true), false)
+    // Poll 2 confirms the credentials; poll 3 is the first of a settled
+    // gateway, which every later poll repeats (the fleet's steady state).
+    for n in [2, 3] {
+        poll_for_nothing(ctx, &gw, n).await?;
+    }
+    Ok(gw)
+}
+
+/// Poll `n` of the warm-up, with the token, which must get "nothing to do".
+async fn poll_for_nothing(ctx: &Ctx, gw: &Gateway, n: u32) -> Result<(), (String, String)> {
+    let (r, _) = poll(ctx, &station_request(&ctx.host, gw, true), false)
         .await
-        .map_err(|e| (format!("poll 2: {}", e.kind), e.detail))?;
+        .map_err(|e| (format!("poll {n}: {}", e.kind), e.detail))?;
     if r.status != 200 {
         return Err((
-            format!("poll 2: status {}", r.status),
+            format!("poll {n}: status {}", r.status),
             String::from_utf8_lossy(&r.body).trim().to_string(),
         ));
     }
@@ -650,11 +662,11 @@ async fn warm_one(ctx: &Ctx, mut gw: Gateway) -> Result<Gateway, (String, String
             .map(|a| a.describe())
             .unwrap_or_else(|e| e);
         return Err((
-            "poll 2: not the 14-zero-byte answer".into(),
+            format!("poll {n}: not the 14-zero-byte answer"),
             format!("{} B: {what}", r.body.len()),
         ));
     }
-    Ok(gw)
+    Ok(())
 }
 
 async fn warm_up(

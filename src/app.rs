@@ -24,6 +24,8 @@ pub struct AppState {
     pub lns: crate::lns::Lns,
     /// Last-contact times of settled gateways, written behind.
     pub contacts: crate::cups::contacts::Contacts,
+    /// Settled polls, answered again from memory until something changes.
+    pub memo: crate::cups::memo::Memo,
     /// Refused requests by reason, and the budget for logging them.
     pub refusals: crate::logguard::Refusals,
     /// Failed SigV4 signatures per source (`[api] auth_failures_per_source_per_min`).

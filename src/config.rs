@@ -393,6 +393,9 @@ pub struct Limits {
     pub body_timeout_secs: u64,
     /// Largest `POST /update-info` body (station's bodies are about 300 bytes).
     pub cups_body_bytes: usize,
+    /// Settled gateways whose next unchanged poll is answered from memory
+    /// (`cups::memo`, 24 bytes each); 0 answers every poll from the database.
+    pub cups_memo_gateways: usize,
     /// Largest JSON body on the operator API.
     pub api_body_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
@@ -492,6 +495,7 @@ impl Default for Limits {
             header_timeout_secs: 10,
             body_timeout_secs: 10,
             cups_body_bytes: 16 * 1024,
+            cups_memo_gateways: 250_000,
             api_body_bytes: 1024 * 1024,
             drain_secs: 30,
             blob_bytes: 256 * 1024 * 1024,

@@ -44,6 +44,8 @@ pub struct Metrics {
     cups_polls: IntCounterVec,
     /// Bytes of update files streamed to gateways (complete or not).
     update_bytes: IntCounter,
+    /// Of the `nothing` answers, those `cups::memo` gave without the database.
+    cups_memo_answers: IntCounter,
     task_transitions: IntCounterVec,
     request_duration: HistogramVec,
     lns_uplinks: IntCounter,
@@ -118,6 +120,10 @@ impl Metrics {
             update_bytes: counter(
                 "cups_update_sent_bytes_total",
                 "Bytes of update files streamed to gateways, complete downloads or not.",
+            )?,
+            cups_memo_answers: counter(
+                "cups_polls_from_memory_total",
+                "Of the CUPS polls answered nothing, those answered from memory: the gateway sent what it sent last time and nothing it depends on changed.",
             )?,
             task_transitions: counter_vec(
                 "task_transitions_total",
@@ -203,6 +209,11 @@ impl Metrics {
             "nothing"
         };
         self.cups_polls.with_label_values(&[outcome, ""]).inc();
+    }
+
+    /// Counts a poll `cups::memo` answered (it is counted as answered too).
+    pub fn cups_from_memory(&self) {
+        self.cups_memo_answers.inc();
     }
 
     /// Counts a refused CUPS poll (`None`: an internal error).

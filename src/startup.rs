@@ -142,6 +142,7 @@ pub async fn spawn(cfg: Config) -> Result<Running, StartError> {
         devices,
         lns: crate::lns::Lns::new(cfg.lns.clone()),
         contacts: Default::default(),
+        memo: crate::cups::memo::Memo::new(cfg.limits.cups_memo_gateways),
         refusals: crate::logguard::Refusals::new(&cfg.limits),
         refused: crate::cups::refused::RefusalLog::new(&cfg.console),
         registrations: crate::cups::throttle::RegistrationThrottle::new(&cfg.gateways),

@@ -449,3 +449,74 @@ async fn a_settled_gateways_last_contact_is_written_behind_and_survives_a_restar
     let after = stats(srv.get(&path).await);
     assert!(after > before, "{after} > {before}");
 }
+
+/// How many polls `cups::memo` answered, from `GET /metrics`.
+async fn answered_from_memory(srv: &TestServer) -> u64 {
+    let (_, body) = srv.api().send(Method::GET, "/metrics", None).await.unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("stationkeeper_cups_polls_from_memory_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the counter is exported")
+}
+
+/// Polls until one is answered from memory (at most six polls).
+async fn settle_into_memory(srv: &TestServer, st: &mut common::station::Station) {
+    let before = answered_from_memory(srv).await;
+    for _ in 0..6 {
+        let o = ok!(st.poll(srv.cups()).await);
+        if answered_from_memory(srv).await > before {
+            assert_eq!(o.body, vec![0u8; 14]);
+            return;
+        }
+    }
+    panic!("six polls of a settled gateway and none answered from memory");
+}
+
+/// A settled gateway's polls are answered from memory, and whatever its answer
+/// depends on reaches the very next poll: new URIs, a new credential
+/// generation, a token that does not prove it, its deletion.
+#[tokio::test]
+async fn polls_answered_from_memory_see_every_change_at_once() {
+    let srv = TestServer::start().await;
+    let (id, mut st) = srv.settled_station(EUI, "Token").await;
+
+    settle_into_memory(&srv, &mut st).await;
+    // The same host on another port: the certificate still covers it.
+    let port = format!(":{}", srv.cups().port());
+    let moved = srv.cups_uri().replace(&port, ":8443");
+    assert_ne!(moved, srv.cups_uri());
+    srv.call(
+        Method::PUT,
+        &format!("/wireless-gateways/{id}/cups-config"),
+        Some(json!({ "CupsUri": moved })),
+    )
+    .await
+    .unwrap();
+    let o = ok!(st.poll(srv.cups()).await);
+    let a = o.answer.as_ref().unwrap();
+    assert_eq!(a.cups_uri.as_deref(), Some(moved.as_bytes()));
+
+    settle_into_memory(&srv, &mut st).await;
+    srv.issue(&id, "CUPS", "Token").await;
+    let o = ok!(st.poll(srv.cups()).await);
+    assert!(matches!(o.cups_cred, Some(CredResult::Installed(_))));
+
+    settle_into_memory(&srv, &mut st).await;
+    let token = st.read_file("cups.key").unwrap();
+    st.write_file("cups.key", "Authorization: Bearer not-the-token\r\n");
+    let o = st.poll(srv.cups()).await;
+    assert_eq!(
+        o.status,
+        Some(403),
+        "same body, a token that proves nothing"
+    );
+    st.write_file("cups.key", token);
+
+    settle_into_memory(&srv, &mut st).await;
+    srv.call(Method::DELETE, &format!("/wireless-gateways/{id}"), None)
+        .await
+        .unwrap();
+    let o = st.poll(srv.cups()).await;
+    assert_eq!(o.status, Some(403), "the gateway is gone");
+}

@@ -8,27 +8,28 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::eui::Eui;
 use crate::store::{Contact, Store, StoreError};
 
 #[derive(Default)]
 pub struct Contacts {
-    pending: Mutex<HashMap<String, Contact>>,
+    pending: Mutex<HashMap<Eui, Contact>>,
 }
 
 impl Contacts {
     /// Remembers the latest contact of a gateway.
-    pub fn record(&self, gateway_id: String, c: Contact) {
-        self.lock().insert(gateway_id, c);
+    pub fn record(&self, gateway: Eui, c: Contact) {
+        self.lock().insert(gateway, c);
     }
 
     /// Drops a pending contact: a full report is being written instead.
-    pub fn forget(&self, gateway_id: &str) {
-        self.lock().remove(gateway_id);
+    pub fn forget(&self, gateway: Eui) {
+        self.lock().remove(&gateway);
     }
 
     /// Writes every pending contact in one transaction.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<(String, Contact)> = self.lock().drain().collect();
+        let batch: Vec<(Eui, Contact)> = self.lock().drain().collect();
         let n = batch.len();
         if n > 0 {
             store.record_contacts(batch).await?;
@@ -36,7 +37,7 @@ impl Contacts {
         Ok(n)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Contact>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Eui, Contact>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -171,6 +171,9 @@ async fn handle(
     body: Body,
 ) -> Result<Response, Refusal> {
     let poll = identify(app, conn, headers, body).await?;
+    if let Some(settled) = answer_from_memo(app, conn, &poll) {
+        return Ok(settled);
+    }
     let mut ctx = load(app, conn, &poll).await?;
     let proof = authenticate_poll(app, &poll, &ctx)?;
     app.lns.nudges.done(poll.eui);
@@ -185,6 +188,8 @@ struct Poll {
     eui: crate::eui::Eui,
     info: UpdateInfo,
     evidence: Evidence,
+    /// What `memo` knows this request by (body and evidence).
+    digest: u64,
     reported: Version,
     register_mode: bool,
 }
@@ -219,6 +224,7 @@ async fn identify(
                 .and_then(|v| v.to_str().ok()),
         ),
     };
+    let digest = app.memo.digest(&bytes, &evidence);
     let register_mode = app.config.gateways.unknown == UnknownGateways::Register;
     let eui = info.router;
     if evidence.cert.is_none() && evidence.token_sha256.is_none() && !register_mode {
@@ -237,9 +243,39 @@ async fn identify(
         eui,
         info,
         evidence,
+        digest,
         reported,
         register_mode,
     })
+}
+
+/// A poll that settled before with the same request, while nothing a poll reads
+/// has changed since, gets the answer the whole path would give: nothing to do.
+/// Only its contact is new.
+fn answer_from_memo(app: &AppState, conn: &ConnInfo, poll: &Poll) -> Option<Response> {
+    let proof = app.memo.settled(poll.eui, poll.digest, app.store.epoch())?;
+    app.lns.nudges.done(poll.eui);
+    app.metrics.cups_from_memory();
+    let auth = proof.describe();
+    app.contacts.record(
+        poll.eui,
+        Contact {
+            at: now(),
+            peer: conn.remote.to_string(),
+            auth: auth.clone(),
+        },
+    );
+    let recorded = Recorded {
+        plan: task::Plan::default(),
+        update: None,
+        decision: Decision {
+            head: AnswerHead::nothing(),
+            confirmed: vec![],
+        },
+        attempt: None,
+        auth,
+    };
+    Some(answer(app, conn, poll.eui, recorded))
 }
 
 /// Step 2, load: the gateway with its credentials and tasks, registering an
@@ -380,6 +416,7 @@ async fn plan_and_record(
     };
     let auth = proof.map_or_else(|| "none (open registration)".to_string(), Proof::describe);
     let report = report_of(info, conn, &auth);
+    let epoch = ctx.epoch;
     let mut fw = ctx.firmware;
     let mut replans = 0;
     loop {
@@ -400,8 +437,9 @@ async fn plan_and_record(
                 .as_ref()
                 .is_some_and(|last| same_report(last, &report));
         if settled {
+            remember_if_settled_for_good(app, poll, epoch, proof, &fw, &decision, replans);
             app.contacts.record(
-                gw.gw.id.clone(),
+                poll.eui,
                 Contact {
                     at: report.at.clone(),
                     peer: report.peer.clone(),
@@ -416,7 +454,8 @@ async fn plan_and_record(
                 auth,
             });
         }
-        app.contacts.forget(&gw.gw.id);
+        app.memo.forget(poll.eui);
+        app.contacts.forget(poll.eui);
         let recorded = app
             .store
             .record_poll(PollRecord {
@@ -452,6 +491,32 @@ async fn plan_and_record(
             }
             Err(e) => return Err(poll.internal(&e)),
         }
+    }
+}
+
+/// A settled poll is remembered (`memo`) when its answer cannot change without
+/// a write to the store: it proved who it is, no task is open (a task's plan
+/// depends on time) and no definition waits for its version.
+fn remember_if_settled_for_good(
+    app: &AppState,
+    poll: &Poll,
+    epoch: u64,
+    proof: Option<&Proof>,
+    fw: &FirmwareContext,
+    decision: &Decision,
+    replans: u32,
+) {
+    match proof {
+        Some(proof)
+            if replans == 0
+                && fw.open.is_none()
+                && fw.candidates.is_empty()
+                && decision.head == AnswerHead::nothing() =>
+        {
+            app.memo
+                .remember(poll.eui, poll.digest, epoch, proof.clone())
+        }
+        _ => app.memo.forget(poll.eui),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct PollContext {
     pub gateway: Gateway,
     pub credentials: Vec<Credential>,
     pub firmware: FirmwareContext,
+    /// `Store::epoch` when these rows were read.
+    pub epoch: u64,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
@@ -250,9 +252,11 @@ impl Store {
         eui: Eui,
         reported: Version,
     ) -> Result<Option<PollContext>, StoreError> {
+        let changes = self.changes.clone();
         self.run(move |c| {
             // One read transaction for the four statements: one consistent
             // snapshot, and the WAL read lock taken once instead of per statement.
+            let epoch = changes.epoch.load(std::sync::atomic::Ordering::SeqCst);
             let tx = c.transaction()?;
             let Some(gateway) = gateways::by_eui(&tx, eui)? else {
                 return Ok(None);
@@ -264,6 +268,7 @@ impl Store {
                 gateway,
                 credentials,
                 firmware,
+                epoch,
             }))
         })
         .await

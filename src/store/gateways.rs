@@ -316,15 +316,20 @@ impl Store {
     }
 
     /// Updates last-contact times in one transaction; never moves one backwards.
-    pub async fn record_contacts(&self, batch: Vec<(String, Contact)>) -> Result<(), StoreError> {
+    /// Writes last-contact times, by gateway EUI. These are no change a poll's
+    /// answer depends on, so they leave `Store::epoch` alone.
+    pub async fn record_contacts(&self, batch: Vec<(Eui, Contact)>) -> Result<(), StoreError> {
+        let changes = self.changes.clone();
         self.run(move |c| {
+            let _quiet = changes.quiet();
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "UPDATE cups_reports SET at = ?2, peer = ?3, auth = ?4 WHERE gateway_id = ?1 AND at < ?2",
+                    "UPDATE cups_reports SET at = ?2, peer = ?3, auth = ?4
+                     WHERE gateway_id = (SELECT id FROM gateways WHERE eui = ?1) AND at < ?2",
                 )?;
-                for (id, k) in &batch {
-                    stmt.execute(params![id, k.at, k.peer, k.auth])?;
+                for (eui, k) in &batch {
+                    stmt.execute(params![eui_to_sql(*eui), k.at, k.peer, k.auth])?;
                 }
             }
             tx.commit()?;

@@ -1,7 +1,9 @@
 //! The embedded SQLite store: opening the database file with the pragmas we rely
 //! on, applying the numbered migrations (`PRAGMA user_version`), and running every
 //! query on one `store` thread that owns the connection, so the reactor never
-//! waits on disk. Nothing
+//! waits on disk. It also counts the changes a CUPS answer could depend on
+//! (`Store::epoch`), so `cups::memo` knows when what it remembers is out of date.
+//! Nothing
 //! outside this module sees a rusqlite type: callers get plain structs and
 //! `StoreError`, so another backend can slot in behind the same functions.
 
@@ -41,7 +43,8 @@ pub use tags::Tag;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use rusqlite::Connection;
 
@@ -101,6 +104,58 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    changes: Arc<Changes>,
+}
+
+/// The store's change counter: SQLite's update hook bumps it for every row
+/// written to a table that a CUPS poll's answer may read, i.e. every table but
+/// those in `NOT_READ_BY_POLLS`, and but `cups_reports` while the write-behind
+/// of contact times runs (`quiet`). Unlisted tables count, so a new table is
+/// safe by default: at worst remembered polls are looked up again.
+#[derive(Default)]
+struct Changes {
+    epoch: AtomicU64,
+    quiet: AtomicBool,
+}
+
+struct Quiet<'a>(&'a Changes);
+
+impl Drop for Quiet<'_> {
+    fn drop(&mut self) {
+        self.0.quiet.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Tables no CUPS answer depends on, written often by the device and LNS faces
+/// (every uplink, every station ping) or by bookkeeping.
+const NOT_READ_BY_POLLS: &[&str] = &[
+    "devices",
+    "dev_nonces",
+    "device_sessions",
+    "device_queue",
+    "device_events",
+    "fuota_progress",
+    "fuota_devices",
+    "lns_state",
+    "audit_log",
+    "idempotency",
+    "s3_objects",
+    "access_keys",
+];
+
+impl Changes {
+    /// Keeps writes to `cups_reports` out of the count until dropped.
+    fn quiet(&self) -> Quiet<'_> {
+        self.quiet.store(true, Ordering::Relaxed);
+        Quiet(self)
+    }
+
+    fn note(&self, table: &str) {
+        let quiet = table == "cups_reports" && self.quiet.load(Ordering::Relaxed);
+        if !quiet && !NOT_READ_BY_POLLS.contains(&table) {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// One query for the store thread.
@@ -136,6 +191,11 @@ impl Store {
         // B-tree paths, and with 100,000 gateways they no longer fit in 2 MiB.
         conn.pragma_update(None, "cache_size", -8192)?;
         migrate(&mut conn)?;
+        let changes = Arc::new(Changes::default());
+        let counted = changes.clone();
+        conn.update_hook(Some(
+            move |_: rusqlite::hooks::Action, _: &str, table: &str, _| counted.note(table),
+        ));
         let (jobs, queue) = mpsc::channel::<Job>();
         // The thread ends when the last Store handle is dropped.
         std::thread::Builder::new()
@@ -146,7 +206,15 @@ impl Store {
                 }
             })
             .map_err(|e| StoreError::Db(format!("cannot start the store thread: {e}")))?;
-        Ok(Store { jobs })
+        Ok(Store { jobs, changes })
+    }
+
+    /// How many changes to what a CUPS answer may depend on have been written.
+    /// Read on the store thread together with the rows (as `poll_context` does),
+    /// it says which state those rows are; read anywhere else, it says whether
+    /// that state is still the latest.
+    pub fn epoch(&self) -> u64 {
+        self.changes.epoch.load(Ordering::SeqCst)
     }
 
     /// Runs `f` with the connection on the store thread.
@@ -214,6 +282,57 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn the_epoch_counts_writes_polls_read_and_not_contact_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let exec = |sql: &'static str| {
+            s.run(move |c| {
+                c.execute_batch(sql)?;
+                Ok(())
+            })
+        };
+        let e0 = s.epoch();
+        exec(
+            "INSERT INTO gateways (id, eui, name, created_at) VALUES ('g', 7, 'g', 'x');
+             INSERT INTO cups_reports (gateway_id, at, peer, station, model, keys,
+                 cups_cred_crc, tc_cred_crc, auth)
+             VALUES ('g', '2026-01-01T00:00:00.000Z', 'p', 's', 'm', '[]', 0, 0, 'a');",
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.epoch(), e0 + 2, "a new gateway and its report");
+        let contact = gateways::Contact {
+            at: "2026-01-02T00:00:00.000Z".into(),
+            peer: "q".into(),
+            auth: "b".into(),
+        };
+        s.record_contacts(vec![(crate::eui::Eui(7), contact)])
+            .await
+            .unwrap();
+        let at: String = s
+            .run(|c| Ok(c.query_row("SELECT at FROM cups_reports", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(at, "2026-01-02T00:00:00.000Z", "the contact was written");
+        assert_eq!(s.epoch(), e0 + 2, "contact times change no answer");
+        exec("UPDATE cups_reports SET station = 't'").await.unwrap();
+        assert_eq!(s.epoch(), e0 + 3, "a report written by a poll counts");
+        exec("DELETE FROM gateways").await.unwrap();
+        assert_eq!(s.epoch(), e0 + 5, "the gateway and, by cascade, its report");
+        let changes = Changes::default();
+        for table in NOT_READ_BY_POLLS {
+            changes.note(table);
+        }
+        assert_eq!(changes.epoch.load(Ordering::SeqCst), 0);
+        changes.note("a_table_added_later");
+        assert_eq!(
+            changes.epoch.load(Ordering::SeqCst),
+            1,
+            "unlisted tables count"
+        );
     }
 
     #[test]
