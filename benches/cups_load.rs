@@ -606,10 +606,10 @@ impl Problems {
 }
 
 /// Registers one gateway the way a fresh station would: poll 1 without a token,
-/// install what the answer says, polls 2 and 3 with the token must get "nothing
-/// to do".
-async fn warm_one(ctx: &Ctx, mut gw: Gateway) -> Result<Gateway, (String, String)> {
-    let (r, _) = poll(ctx, &station_request(&ctx.host, &gw, false), false)
+/// install what the answer says, poll 2 with the token (which confirms the
+/// credentials) must get "nothing to do".
+async fn warm_one(ctx: Arc<Ctx>, mut gw: Gateway) -> Result<Gateway, (String, String)> {
+    let (r, _) = poll(&ctx, &station_request(&ctx.host, &gw, false), false)
         .await
         .map_err(|e| (format!("poll 1: {}", e.kind), e.detail))?;
     if r.status != 200 {
@@ -638,11 +638,15 @@ async fn warm_one(ctx: &Ctx, mut gw: Gateway) -> Result<Gateway, (String, String
         gw.tc_uri = Some(u);
     }
 
-    // Poll 2 confirms the credentials; poll 3 is the first of a settled
-    // gateway, which every later poll repeats (the fleet's steady state).
-    for n in [2, 3] {
-        poll_for_nothing(ctx, &gw, n).await?;
-    }
+    poll_for_nothing(&ctx, &gw, 2).await?;
+    Ok(gw)
+}
+
+/// Poll 3, once every gateway of the phase is registered and confirmed: the
+/// first poll of a settled gateway, which every later poll repeats. So the
+/// measured runs see a fleet at rest, after the last write of the warm-up.
+async fn settle_one(ctx: Arc<Ctx>, gw: Gateway) -> Result<Gateway, (String, String)> {
+    poll_for_nothing(&ctx, &gw, 3).await?;
     Ok(gw)
 }
 
@@ -669,32 +673,35 @@ async fn poll_for_nothing(ctx: &Ctx, gw: &Gateway, n: u32) -> Result<(), (String
     Ok(())
 }
 
-async fn warm_up(
+/// Runs `step` on every gateway, `concurrency` at a time, printing progress
+/// every 10 s; returns those that passed, sorted by EUI, and the problems.
+async fn warm_up<F, Fut>(
     ctx: Arc<Ctx>,
-    euis: Vec<u64>,
+    gateways: Vec<Gateway>,
     concurrency: usize,
-    cups_uri: String,
-) -> (Vec<Gateway>, Problems) {
-    let euis = Arc::new(euis);
-    let next = Arc::new(AtomicUsize::new(0));
+    step: F,
+) -> (Vec<Gateway>, Problems)
+where
+    F: Fn(Arc<Ctx>, Gateway) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Gateway, (String, String)>> + Send,
+{
+    let mut gateways = gateways;
+    gateways.reverse(); // taken from the end: in the order given
+    let queue = Arc::new(std::sync::Mutex::new(gateways));
     let done = Arc::new(AtomicUsize::new(0));
-    let total = euis.len();
+    let total = queue.lock().unwrap().len();
     let mut tasks = vec![];
     for _ in 0..concurrency.max(1) {
-        let (ctx, euis, next, done, cups_uri) = (
-            ctx.clone(),
-            euis.clone(),
-            next.clone(),
-            done.clone(),
-            cups_uri.clone(),
-        );
+        let (ctx, queue, done, step) = (ctx.clone(), queue.clone(), done.clone(), step.clone());
         tasks.push(tokio::spawn(async move {
             let mut ok = vec![];
             let mut bad = Problems::default();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&eui) = euis.get(i) else { break };
-                match warm_one(&ctx, Gateway::fresh(eui, &cups_uri)).await {
+                let Some(gw) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let eui = gw.eui;
+                match step(ctx.clone(), gw).await {
                     Ok(g) => ok.push(g),
                     Err((k, d)) => bad.add(k, format!("{}: {d}", id6(eui))),
                 }
@@ -1454,8 +1461,8 @@ fn main() {
                     );
                     let srv0 = servers_cpu(&args.server_pid);
                     let t0 = Instant::now();
-                    let (new, problems) =
-                        warm_up(ctx.clone(), euis.clone(), args.warmup_concurrency, initial_cups_uri.clone()).await;
+                    let fresh = euis.iter().map(|&e| Gateway::fresh(e, &initial_cups_uri)).collect();
+                    let (new, problems) = warm_up(ctx.clone(), fresh, args.warmup_concurrency, warm_one).await;
                     let secs = t0.elapsed().as_secs_f64();
                     let srv = servers_cpu(&args.server_pid).zip(srv0).map(|(a, b)| a - b);
                     println!(
@@ -1496,6 +1503,20 @@ fn main() {
                     );
                     gws.extend(new);
                     registered = n;
+                    let t0 = Instant::now();
+                    let (settled, problems) =
+                        warm_up(ctx.clone(), std::mem::take(&mut gws), args.warmup_concurrency, settle_one).await;
+                    println!(
+                        "  all {} gateways polled once more (poll 3, settled) in {:.1} s, {} failed",
+                        settled.len(),
+                        t0.elapsed().as_secs_f64(),
+                        problems.total()
+                    );
+                    if problems.total() > 0 {
+                        problems.print("    ");
+                        failed = true;
+                    }
+                    gws = settled;
                 }
                 Target::Static => {
                     let token = format!("Authorization: Bearer {}\r\n", "x".repeat(args.static_token_len));

@@ -87,7 +87,7 @@ pub struct Evidence {
 }
 
 /// How a connection proved its identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {
     /// A credential generation we issued.
     Generation { kind: CredKind, generation: u32 },
@@ -95,13 +95,18 @@ pub enum Proof {
     CertificateCn,
 }
 
-impl Proof {
-    pub fn describe(&self) -> String {
-        match self {
-            Proof::Generation { kind, generation } => {
-                format!("{} generation {generation}", kind.as_str())
+/// How a poll authenticated, as reports and log lines say it: `None` is a
+/// gateway open registration admitted before it had credentials.
+pub struct Auth<'a>(pub Option<&'a Proof>);
+
+impl std::fmt::Display for Auth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(Proof::Generation { kind, generation }) => {
+                write!(f, "{} generation {generation}", kind.as_str())
             }
-            Proof::CertificateCn => "client certificate (CN)".to_string(),
+            Some(Proof::CertificateCn) => f.write_str("client certificate (CN)"),
+            None => f.write_str("none (open registration)"),
         }
     }
 }

@@ -6,20 +6,50 @@
 //! interval of last-contact times, never a report that changed anything.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
+use crate::app::format_time;
 use crate::eui::Eui;
+use crate::identity::{Auth, Proof};
 use crate::store::{Contact, Store, StoreError};
 
 #[derive(Default)]
 pub struct Contacts {
-    pending: Mutex<HashMap<Eui, Contact>>,
+    pending: Mutex<HashMap<Eui, Seen>>,
+}
+
+/// A contact as it waits: no text until it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub at: time::OffsetDateTime,
+    pub peer: SocketAddr,
+    pub proof: Option<Proof>,
+}
+
+impl Seen {
+    /// A contact of now.
+    pub fn now(peer: SocketAddr, proof: Option<Proof>) -> Seen {
+        Seen {
+            at: time::OffsetDateTime::now_utc(),
+            peer,
+            proof,
+        }
+    }
+
+    fn contact(&self) -> Contact {
+        Contact {
+            at: format_time(self.at),
+            peer: self.peer.to_string(),
+            auth: Auth(self.proof.as_ref()).to_string(),
+        }
+    }
 }
 
 impl Contacts {
     /// Remembers the latest contact of a gateway.
-    pub fn record(&self, gateway: Eui, c: Contact) {
-        self.lock().insert(gateway, c);
+    pub fn record(&self, gateway: Eui, seen: Seen) {
+        self.lock().insert(gateway, seen);
     }
 
     /// Drops a pending contact: a full report is being written instead.
@@ -29,7 +59,11 @@ impl Contacts {
 
     /// Writes every pending contact in one transaction.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<(Eui, Contact)> = self.lock().drain().collect();
+        let batch: Vec<(Eui, Contact)> = self
+            .lock()
+            .drain()
+            .map(|(eui, seen)| (eui, seen.contact()))
+            .collect();
         let n = batch.len();
         if n > 0 {
             store.record_contacts(batch).await?;
@@ -37,7 +71,7 @@ impl Contacts {
         Ok(n)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Eui, Contact>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Eui, Seen>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

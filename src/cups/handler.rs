@@ -15,6 +15,7 @@ use axum::Router;
 use http_body_util::{BodyExt, Limited};
 
 use super::answer::AnswerHead;
+use super::contacts::Seen;
 use super::decide::{decide, Decision, Target, UpdateSection, Wanted};
 use super::request::UpdateInfo;
 use super::throttle::Throttled;
@@ -22,13 +23,13 @@ use crate::app::{now, App, AppState};
 use crate::config::UnknownGateways;
 use crate::filebody::FileBody;
 use crate::firmware::task::{self, Reported, Version};
-use crate::identity::{authenticate, token_evidence, CredKind, Evidence, Proof, Service};
+use crate::identity::{authenticate, token_evidence, Auth, CredKind, Evidence, Proof, Service};
 use crate::logguard::{escaped, Reason};
 use crate::provisioning::{self, target_uri};
 use crate::server::ConnInfo;
 use crate::store::{
-    Contact, CredState, Credential, CupsReport, DefinitionRow, FirmwareContext, Gateway,
-    NewGateway, Origin, PollContext, PollRecord, Registration, StoreError,
+    CredState, Credential, CupsReport, DefinitionRow, FirmwareContext, Gateway, NewGateway, Origin,
+    PollContext, PollRecord, Registration, StoreError,
 };
 
 /// How often one poll re-plans after losing a race for its gateway's task
@@ -256,15 +257,8 @@ fn answer_from_memo(app: &AppState, conn: &ConnInfo, poll: &Poll) -> Option<Resp
     let proof = app.memo.settled(poll.eui, poll.digest, app.store.epoch())?;
     app.lns.nudges.done(poll.eui);
     app.metrics.cups_from_memory();
-    let auth = proof.describe();
-    app.contacts.record(
-        poll.eui,
-        Contact {
-            at: now(),
-            peer: conn.remote.to_string(),
-            auth: auth.clone(),
-        },
-    );
+    app.contacts
+        .record(poll.eui, Seen::now(conn.remote, Some(proof)));
     let recorded = Recorded {
         plan: task::Plan::default(),
         update: None,
@@ -273,7 +267,7 @@ fn answer_from_memo(app: &AppState, conn: &ConnInfo, poll: &Poll) -> Option<Resp
             confirmed: vec![],
         },
         attempt: None,
-        auth,
+        auth: Some(proof),
     };
     Some(answer(app, conn, poll.eui, recorded))
 }
@@ -383,7 +377,7 @@ struct Recorded {
     update: Option<(DefinitionRow, tokio::fs::File)>,
     decision: Decision,
     attempt: Option<i64>,
-    auth: String,
+    auth: Option<Proof>,
 }
 
 /// Steps 5 and 6, plan and record: plan the firmware, decide the answer, and
@@ -414,8 +408,8 @@ async fn plan_and_record(
         }
         _ => None,
     };
-    let auth = proof.map_or_else(|| "none (open registration)".to_string(), Proof::describe);
-    let report = report_of(info, conn, &auth);
+    let auth = proof.copied();
+    let report = report_of(info, conn, &Auth(proof).to_string());
     let epoch = ctx.epoch;
     let mut fw = ctx.firmware;
     let mut replans = 0;
@@ -438,14 +432,7 @@ async fn plan_and_record(
                 .is_some_and(|last| same_report(last, &report));
         if settled {
             remember_if_settled_for_good(app, poll, epoch, proof, &fw, &decision, replans);
-            app.contacts.record(
-                poll.eui,
-                Contact {
-                    at: report.at.clone(),
-                    peer: report.peer.clone(),
-                    auth: report.auth.clone(),
-                },
-            );
+            app.contacts.record(poll.eui, Seen::now(conn.remote, auth));
             return Ok(Recorded {
                 plan,
                 update,
@@ -513,8 +500,7 @@ fn remember_if_settled_for_good(
                 && fw.candidates.is_empty()
                 && decision.head == AnswerHead::nothing() =>
         {
-            app.memo
-                .remember(poll.eui, poll.digest, epoch, proof.clone())
+            app.memo.remember(poll.eui, poll.digest, epoch, *proof)
         }
         _ => app.memo.forget(poll.eui),
     }
@@ -565,12 +551,12 @@ fn answer(app: &AppState, conn: &ConnInfo, eui: crate::eui::Eui, r: Recorded) ->
     app.metrics.cups_answered(h);
     // A fleet polls all day; only answers that change something are news.
     if *h == AnswerHead::nothing() {
-        tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %r.auth, "CUPS poll answered: nothing to do");
+        tracing::debug!(gateway = %eui, peer = %conn.remote, auth = %Auth(r.auth.as_ref()), "CUPS poll answered: nothing to do");
     } else {
         tracing::info!(
             gateway = %eui,
             peer = %conn.remote,
-            auth = %r.auth,
+            auth = %Auth(r.auth.as_ref()),
             cups_uri = h.cups_uri.is_some(),
             tc_uri = h.tc_uri.is_some(),
             cups_cred = h.cups_cred.is_some(),

@@ -13,8 +13,10 @@
 //! a table a poll reads (a revoked token, a new task definition, a changed URI),
 //! a gateway with a task in flight (whose plan depends on time). The fingerprint
 //! is SipHash with a key drawn at start, so a client cannot construct one that
-//! collides with a gateway's. The map holds at most `[limits] cups_memo_gateways`
-//! gateways (24 bytes each); 0 turns the memo off.
+//! collides with a gateway's. The memo holds at most `[limits] cups_memo_gateways`
+//! gateways (rounded up to a multiple of its 16 shards; 24 bytes each), 0 turns
+//! it off. The shards also keep the memory a growing table needs while it moves
+//! to a larger one at a sixteenth.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -23,9 +25,12 @@ use std::sync::Mutex;
 use crate::eui::Eui;
 use crate::identity::{Evidence, Proof};
 
+const SHARDS: usize = 16;
+
 pub struct Memo {
-    settled: Mutex<HashMap<Eui, Settled>>,
+    shards: [Mutex<HashMap<Eui, Settled>>; SHARDS],
     keys: std::collections::hash_map::RandomState,
+    /// Gateways per shard.
     limit: usize,
 }
 
@@ -38,9 +43,9 @@ struct Settled {
 impl Memo {
     pub fn new(limit: usize) -> Memo {
         Memo {
-            settled: Mutex::new(HashMap::new()),
+            shards: Default::default(),
             keys: Default::default(),
-            limit,
+            limit: limit.div_ceil(SHARDS),
         }
     }
 
@@ -62,16 +67,16 @@ impl Memo {
     /// reads has changed since (`epoch` is the store's epoch now).
     pub fn settled(&self, eui: Eui, digest: u64, epoch: u64) -> Option<Proof> {
         let want = self.fingerprint(digest, epoch);
-        self.lock()
+        self.shard(eui)
             .get(&eui)
             .filter(|s| s.fingerprint == want)
-            .map(|s| s.proof.clone())
+            .map(|s| s.proof)
     }
 
     /// Remembers a poll that settled with rows read at `epoch`.
     pub fn remember(&self, eui: Eui, digest: u64, epoch: u64, proof: Proof) {
         let fingerprint = self.fingerprint(digest, epoch);
-        let mut map = self.lock();
+        let mut map = self.shard(eui);
         if map.len() < self.limit || map.contains_key(&eui) {
             map.insert(eui, Settled { fingerprint, proof });
         }
@@ -79,7 +84,7 @@ impl Memo {
 
     /// Forgets a gateway whose last poll did not settle.
     pub fn forget(&self, eui: Eui) {
-        self.lock().remove(&eui);
+        self.shard(eui).remove(&eui);
     }
 
     fn fingerprint(&self, digest: u64, epoch: u64) -> u64 {
@@ -89,8 +94,11 @@ impl Memo {
         h.finish()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Eui, Settled>> {
-        self.settled.lock().unwrap_or_else(|p| p.into_inner())
+    /// The shard of `eui`, by its top bits after a multiplicative mix (EUIs of
+    /// one vendor differ in their low bits).
+    fn shard(&self, eui: Eui) -> std::sync::MutexGuard<'_, HashMap<Eui, Settled>> {
+        let i = (eui.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -162,14 +170,22 @@ mod tests {
 
     #[test]
     fn the_map_stays_within_its_limit_and_zero_turns_it_off() {
-        let m = Memo::new(2);
-        for i in 0..5 {
+        let m = Memo::new(32);
+        for i in 0..1000 {
             m.remember(Eui(i), i, 0, proof());
         }
-        assert_eq!(m.lock().len(), 2);
-        m.remember(Eui(0), 9, 0, proof());
+        let held: Vec<usize> = m.shards.iter().map(|s| s.lock().unwrap().len()).collect();
+        assert_eq!(
+            held,
+            vec![2; SHARDS],
+            "EUIs in a row spread over the shards"
+        );
+        let kept = (0..1000)
+            .find(|&i| m.settled(Eui(i), i, 0).is_some())
+            .unwrap();
+        m.remember(Eui(kept), 9, 0, proof());
         assert!(
-            m.settled(Eui(0), 9, 0).is_some(),
+            m.settled(Eui(kept), 9, 0).is_some(),
             "a known gateway is updated"
         );
         let off = Memo::new(0);
