@@ -1,9 +1,10 @@
 //! Write-behind for the one thing every poll of a settled gateway changes: when
 //! it was last seen, from where, and how it authenticated. Such polls would
 //! otherwise each commit a write to a random page of a large table; instead the
-//! latest contact per gateway waits here and `flush` writes them all in one
-//! transaction every few seconds and at shutdown. A crash loses at most that
-//! interval of last-contact times, never a report that changed anything.
+//! latest contact per gateway waits here, without text, and `flush` writes them
+//! all, in transactions of a few thousand, every few seconds and at shutdown. A
+//! crash loses at most that interval of last-contact times, never a report that
+//! changed anything.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +14,9 @@ use crate::app::format_time;
 use crate::eui::Eui;
 use crate::identity::{Auth, Proof};
 use crate::store::{Contact, Store, StoreError};
+
+/// Contacts written per transaction.
+const FLUSH_BATCH: usize = 2048;
 
 #[derive(Default)]
 pub struct Contacts {
@@ -57,15 +61,19 @@ impl Contacts {
         self.lock().remove(&gateway);
     }
 
-    /// Writes every pending contact in one transaction.
+    /// Writes every pending contact, `FLUSH_BATCH` to a transaction. The map
+    /// is swapped out at once (polls never wait for the formatting), and only
+    /// one batch at a time exists as text.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<(Eui, Contact)> = self
-            .lock()
-            .drain()
-            .map(|(eui, seen)| (eui, seen.contact()))
-            .collect();
-        let n = batch.len();
-        if n > 0 {
+        let pending = std::mem::take(&mut *self.lock());
+        let n = pending.len();
+        let mut rows = pending.into_iter().peekable();
+        while rows.peek().is_some() {
+            let batch: Vec<(Eui, Contact)> = rows
+                .by_ref()
+                .take(FLUSH_BATCH)
+                .map(|(eui, seen)| (eui, seen.contact()))
+                .collect();
             store.record_contacts(batch).await?;
         }
         Ok(n)
