@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::server::{install_files, TestServer, LNS_URI};
+use common::server::{install_files, sample, TestServer, LNS_URI};
 use common::station::{Category, CredResult, CredSet, StationError};
 use hyper::Method;
 use serde_json::json;
@@ -451,13 +451,13 @@ async fn a_settled_gateways_last_contact_is_written_behind_and_survives_a_restar
 }
 
 /// How many polls `cups::memo` answered, from `GET /metrics`.
-async fn answered_from_memory(srv: &TestServer) -> u64 {
-    let (_, body) = srv.api().send(Method::GET, "/metrics", None).await.unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix("stationkeeper_cups_polls_from_memory_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the counter is exported")
+async fn answered_from_memory(srv: &TestServer) -> f64 {
+    sample(
+        &srv.scrape().await,
+        "stationkeeper_cups_polls_from_memory_total",
+        &[],
+    )
+    .expect("the counter is exported")
 }
 
 /// Polls until one is answered from memory (at most six polls).

@@ -8,30 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::lns_station::{RadioMeta, Updf};
-use common::server::{TestServer, LNS_URI};
+use common::server::{sample, TestServer, LNS_URI};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
 const EUI: u64 = 0x0016_c001_ff10_a001;
-
-async fn scrape(srv: &TestServer) -> String {
-    let (status, body) = srv.api().send(Method::GET, "/metrics", None).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    String::from_utf8(body.to_vec()).unwrap()
-}
-
-/// The value of the sample `name` whose labels include every `labels` pair.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-        let matches = n == name
-            && labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-        matches.then(|| value.parse().unwrap())
-    })
-}
 
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     sample(text, name, labels).unwrap_or(0.0)
@@ -92,7 +73,7 @@ async fn metrics_need_the_token_and_pass_promtool() {
     // Some traffic first, so histograms and labelled series have samples.
     srv.settled_station(EUI, "Token").await;
     srv.get("/wireless-gateways").await;
-    let text = scrape(&srv).await;
+    let text = srv.scrape().await;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("stationkeeper_"), "{line}");
     }
@@ -105,7 +86,7 @@ async fn metrics_need_the_token_and_pass_promtool() {
 #[tokio::test]
 async fn counters_move_with_polls_refusals_tasks_and_uplinks() {
     let srv = TestServer::start().await;
-    let before = scrape(&srv).await;
+    let before = srv.scrape().await;
     assert_eq!(
         sample(
             &before,
@@ -169,7 +150,7 @@ async fn counters_move_with_polls_refusals_tasks_and_uplinks() {
     };
     s.send_updf(&up, &RadioMeta::default()).await.unwrap();
     // The device face handles it after its dedup window.
-    let mut after = scrape(&srv).await;
+    let mut after = srv.scrape().await;
     for _ in 0..50 {
         if value(
             &after,
@@ -180,7 +161,7 @@ async fn counters_move_with_polls_refusals_tasks_and_uplinks() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        after = scrape(&srv).await;
+        after = srv.scrape().await;
     }
 
     let moved = |name: &str, labels: &[(&str, &str)]| {
@@ -265,8 +246,8 @@ async fn counters_move_with_polls_refusals_tasks_and_uplinks() {
 async fn the_grafana_dashboard_uses_only_names_the_server_exports() {
     let srv = TestServer::start().await;
     // The second scrape holds the first one's duration.
-    scrape(&srv).await;
-    let text = scrape(&srv).await;
+    srv.scrape().await;
+    let text = srv.scrape().await;
     let families: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

@@ -98,6 +98,17 @@ impl TestServer {
         self.call(Method::GET, path, None).await.unwrap()
     }
 
+    /// `GET /metrics`, which must succeed: the Prometheus text.
+    pub async fn scrape(&self) -> String {
+        let (status, body) = self
+            .api()
+            .send(Method::GET, "/metrics", None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
     /// A gateway with LNS token credentials in `region` (the LoRaWAN object of
     /// POST /wireless-gateways, GatewayEui added), and a station holding its tc.* files.
     pub async fn lns_gateway(&self, eui: u64, region: Value) -> (String, LnsStation) {
@@ -238,4 +249,18 @@ pub fn install_files(st: &Station, issued: &Value) {
     for (name, content) in files {
         st.write_file(name, content.as_str().unwrap());
     }
+}
+
+/// The value of the sample `name` in the Prometheus `text` whose labels include
+/// every `labels` pair.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        let matches = n == name
+            && labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().unwrap())
+    })
 }
