@@ -256,7 +256,7 @@ impl Store {
         self.run(move |c| {
             // One read transaction for the four statements: one consistent
             // snapshot, and the WAL read lock taken once instead of per statement.
-            let epoch = changes.epoch.load(std::sync::atomic::Ordering::SeqCst);
+            let epoch = changes.epoch();
             let tx = c.transaction()?;
             let Some(gateway) = gateways::by_eui(&tx, eui)? else {
                 return Ok(None);

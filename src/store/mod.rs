@@ -150,6 +150,10 @@ impl Changes {
         Quiet(self)
     }
 
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     fn note(&self, table: &str) {
         let quiet = table == "cups_reports" && self.quiet.load(Ordering::Relaxed);
         if !quiet && !NOT_READ_BY_POLLS.contains(&table) {
@@ -214,7 +218,7 @@ impl Store {
     /// it says which state those rows are; read anywhere else, it says whether
     /// that state is still the latest.
     pub fn epoch(&self) -> u64 {
-        self.changes.epoch.load(Ordering::SeqCst)
+        self.changes.epoch()
     }
 
     /// Runs `f` with the connection on the store thread.
@@ -326,13 +330,9 @@ mod tests {
         for table in NOT_READ_BY_POLLS {
             changes.note(table);
         }
-        assert_eq!(changes.epoch.load(Ordering::SeqCst), 0);
+        assert_eq!(changes.epoch(), 0);
         changes.note("a_table_added_later");
-        assert_eq!(
-            changes.epoch.load(Ordering::SeqCst),
-            1,
-            "unlisted tables count"
-        );
+        assert_eq!(changes.epoch(), 1, "unlisted tables count");
     }
 
     #[test]
