@@ -58,12 +58,15 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $N)
 INSERT INTO gateways (id, eui, name, rf_region, origin, created_at)
 SELECT printf('%08x-0000-4000-8000-%012x', i, i), 0x0016c00100000000 + i, 'gw-' || i,
        'EU868', 'operator', '2026-12-01T00:00:00.000Z' FROM n;
-INSERT INTO cups_reports (gateway_id, at, peer, station, model, package, keys,
-                          cups_uri, tc_uri, cups_cred_crc, tc_cred_crc, auth)
-SELECT id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d minutes', (eui % 2880))),
-       '192.0.2.1:4000', '2.0.6(rpi/std) 2022-01-21', 'rpi',
-       printf('1.%d.0', eui % 6), '[]', NULL, NULL, 0, 0, 'token'
+INSERT INTO cups_reports (gateway_id, eui, station, model, package, keys,
+                          cups_uri, tc_uri, cups_cred_crc, tc_cred_crc)
+SELECT id, eui, '2.0.6(rpi/std) 2022-01-21', 'rpi',
+       printf('1.%d.0', eui % 6), '[]', NULL, NULL, 0, 0
   FROM gateways WHERE eui % 10 != 0;
+INSERT INTO cups_contacts (eui, at, peer, auth)
+SELECT eui, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d minutes', (eui % 2880))),
+       '192.0.2.1:4000', 'token'
+  FROM cups_reports;
 SQL
 start
 

@@ -129,10 +129,11 @@ impl Store {
             }
             let mut s = c.prepare_cached(
                 "SELECT g.id, g.eui, g.rf_region, r.station, r.package, r.model, r.keys,
-                        COALESCE(r.at, ''),
+                        COALESCE(k.at, ''),
                         (SELECT t.definition_id FROM tasks t WHERE t.gateway_id = g.id AND t.deleted = 0
                            AND t.status IN ('PENDING', 'IN_PROGRESS', 'FIRST_RETRY', 'SECOND_RETRY'))
                    FROM gateways g LEFT JOIN cups_reports r ON r.gateway_id = g.id
+                        LEFT JOIN cups_contacts k ON k.eui = g.eui
                   ORDER BY g.eui",
             )?;
             let rows = s.query_map([], |r| {

@@ -61,7 +61,7 @@ impl Store {
     pub async fn polled_since(&self, since: String) -> Result<i64, StoreError> {
         self.run(move |c| {
             Ok(c.query_row(
-                "SELECT count(*) FROM cups_reports WHERE at >= ?1",
+                "SELECT count(*) FROM cups_contacts WHERE at >= ?1",
                 params![since],
                 |r| r.get(0),
             )?)

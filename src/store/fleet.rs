@@ -37,8 +37,11 @@ pub struct Fleet {
 
 fn versions(c: &Connection, since: &str) -> Result<Vec<VersionCount>, StoreError> {
     let mut s = c.prepare_cached(
-        "SELECT station, package, model, COUNT(*), SUM(at >= ?1) FROM cups_reports
-          GROUP BY station, package, model ORDER BY COUNT(*) DESC, station, package, model",
+        "SELECT r.station, r.package, r.model, COUNT(*), COUNT(*) FILTER (WHERE k.at >= ?1)
+           FROM cups_reports r INDEXED BY cups_reports_version
+           LEFT JOIN cups_contacts k ON k.eui = r.eui
+          GROUP BY r.station, r.package, r.model
+          ORDER BY COUNT(*) DESC, r.station, r.package, r.model",
     )?;
     let rows = s.query_map([since], |r| {
         Ok(VersionCount {

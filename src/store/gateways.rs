@@ -78,9 +78,10 @@ pub struct GatewayPatch {
 pub(super) const SELECT: &str =
     "SELECT g.id, g.eui, g.name, g.description, g.rf_region, g.sub_bands,
         g.join_eui_filters, g.net_id_filters, g.created_at, g.cups_uri, g.tc_uri, g.origin,
-        r.at, r.peer, r.station, r.model, r.package, r.keys, r.cups_uri, r.tc_uri,
-        r.cups_cred_crc, r.tc_cred_crc, r.auth
-    FROM gateways g LEFT JOIN cups_reports r ON r.gateway_id = g.id";
+        k.at, k.peer, r.station, r.model, r.package, r.keys, r.cups_uri, r.tc_uri,
+        r.cups_cred_crc, r.tc_cred_crc, k.auth
+    FROM gateways g LEFT JOIN cups_reports r ON r.gateway_id = g.id
+        LEFT JOIN cups_contacts k ON k.eui = g.eui";
 
 fn json_col<T: serde::de::DeserializeOwned>(v: Option<String>) -> Option<T> {
     v.and_then(|s| serde_json::from_str(&s).ok())
@@ -92,12 +93,13 @@ fn json_val<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
 }
 
 pub(super) fn gateway_from_row(r: &Row<'_>) -> rusqlite::Result<Gateway> {
-    let report_at: Option<String> = r.get(12)?;
-    let last_report = match report_at {
-        Some(at) => Some(CupsReport {
-            at,
+    // A report and its contact are written together (`upsert_report`).
+    let station: Option<String> = r.get(14)?;
+    let last_report = match station {
+        Some(station) => Some(CupsReport {
+            at: r.get(12)?,
             peer: r.get(13)?,
-            station: r.get(14)?,
+            station,
             model: r.get(15)?,
             package: r.get(16)?,
             keys: json_col(r.get(17)?).unwrap_or_default(),
@@ -172,19 +174,16 @@ pub(super) fn upsert_report(
     r: &CupsReport,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO cups_reports (gateway_id, at, peer, station, model, package, keys,
-             cups_uri, tc_uri, cups_cred_crc, tc_cred_crc, auth)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (gateway_id) DO UPDATE SET at = excluded.at, peer = excluded.peer,
+        "INSERT INTO cups_reports (gateway_id, eui, station, model, package, keys,
+             cups_uri, tc_uri, cups_cred_crc, tc_cred_crc)
+         SELECT ?1, eui, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM gateways WHERE id = ?1
+         ON CONFLICT (gateway_id) DO UPDATE SET
              station = excluded.station, model = excluded.model, package = excluded.package,
              keys = excluded.keys, cups_uri = excluded.cups_uri, tc_uri = excluded.tc_uri,
-             cups_cred_crc = excluded.cups_cred_crc, tc_cred_crc = excluded.tc_cred_crc,
-             auth = excluded.auth",
+             cups_cred_crc = excluded.cups_cred_crc, tc_cred_crc = excluded.tc_cred_crc",
     )?
     .execute(params![
         gateway_id,
-        r.at,
-        r.peer,
         r.station,
         r.model,
         r.package,
@@ -193,8 +192,14 @@ pub(super) fn upsert_report(
         r.tc_uri,
         r.cups_cred_crc,
         r.tc_cred_crc,
-        r.auth
     ])?;
+    conn.prepare_cached(
+        "INSERT INTO cups_contacts (eui, at, peer, auth)
+         SELECT eui, ?2, ?3, ?4 FROM gateways WHERE id = ?1
+         ON CONFLICT (eui) DO UPDATE SET at = excluded.at, peer = excluded.peer,
+             auth = excluded.auth",
+    )?
+    .execute(params![gateway_id, r.at, r.peer, r.auth])?;
     Ok(())
 }
 
@@ -315,18 +320,16 @@ impl Store {
         .await
     }
 
-    /// Updates last-contact times in one transaction; never moves one backwards.
-    /// Writes last-contact times, by gateway EUI. These are no change a poll's
-    /// answer depends on, so they leave `Store::epoch` alone.
+    /// Writes last-contact times, by gateway EUI, in one transaction; never
+    /// moves one backwards. No poll's answer depends on them, so they leave
+    /// `Store::epoch` alone (`cups_contacts` is in `NOT_READ_BY_POLLS`).
     pub async fn record_contacts(&self, batch: Vec<(Eui, Contact)>) -> Result<(), StoreError> {
-        let changes = self.changes.clone();
         self.run(move |c| {
-            let _quiet = changes.quiet();
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "UPDATE cups_reports SET at = ?2, peer = ?3, auth = ?4
-                     WHERE gateway_id = (SELECT id FROM gateways WHERE eui = ?1) AND at < ?2",
+                    "UPDATE cups_contacts SET at = ?2, peer = ?3, auth = ?4
+                     WHERE eui = ?1 AND at < ?2",
                 )?;
                 for (eui, k) in &batch {
                     stmt.execute(params![eui_to_sql(*eui), k.at, k.peer, k.auth])?;

@@ -43,7 +43,7 @@ pub use tags::Tag;
 pub use tasks::{AttemptRow, DefinitionRow, FirmwareContext, TaskRow};
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use rusqlite::Connection;
@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_campaigns.sql"),
     include_str!("migrations/0010_access_keys.sql"),
     include_str!("migrations/0011_audit.sql"),
+    include_str!("migrations/0012_contacts.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -109,26 +110,18 @@ pub struct Store {
 
 /// The store's change counter: SQLite's update hook bumps it for every row
 /// written to a table that a CUPS poll's answer may read, i.e. every table but
-/// those in `NOT_READ_BY_POLLS`, and but `cups_reports` while the write-behind
-/// of contact times runs (`quiet`). Unlisted tables count, so a new table is
-/// safe by default: at worst remembered polls are looked up again.
+/// those in `NOT_READ_BY_POLLS`. Unlisted tables count, so a new table is safe
+/// by default: at worst remembered polls are looked up again.
 #[derive(Default)]
 struct Changes {
     epoch: AtomicU64,
-    quiet: AtomicBool,
-}
-
-struct Quiet<'a>(&'a Changes);
-
-impl Drop for Quiet<'_> {
-    fn drop(&mut self) {
-        self.0.quiet.store(false, Ordering::Relaxed);
-    }
 }
 
 /// Tables no CUPS answer depends on, written often by the device and LNS faces
-/// (every uplink, every station ping) or by bookkeeping.
+/// (every uplink, every station ping), by the contact write-behind, or by
+/// bookkeeping.
 const NOT_READ_BY_POLLS: &[&str] = &[
+    "cups_contacts",
     "devices",
     "dev_nonces",
     "device_sessions",
@@ -144,19 +137,12 @@ const NOT_READ_BY_POLLS: &[&str] = &[
 ];
 
 impl Changes {
-    /// Keeps writes to `cups_reports` out of the count until dropped.
-    fn quiet(&self) -> Quiet<'_> {
-        self.quiet.store(true, Ordering::Relaxed);
-        Quiet(self)
-    }
-
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
 
     fn note(&self, table: &str) {
-        let quiet = table == "cups_reports" && self.quiet.load(Ordering::Relaxed);
-        if !quiet && !NOT_READ_BY_POLLS.contains(&table) {
+        if !NOT_READ_BY_POLLS.contains(&table) {
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -289,6 +275,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn contacts_move_out_of_reports_with_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..11] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 11).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(
+                "INSERT INTO gateways (id, eui, name, created_at) VALUES ('g', -2, 'g', 'x');
+                 INSERT INTO gateways (id, eui, name, created_at) VALUES ('never', 3, 'n', 'x');
+                 INSERT INTO cups_reports (gateway_id, at, peer, station, model, package, keys,
+                     cups_uri, tc_uri, cups_cred_crc, tc_cred_crc, auth)
+                 VALUES ('g', '2026-12-01T00:00:00.000Z', '192.0.2.1:4000', '2.0.6', 'rpi',
+                     '1.0.0', '[7]', 'https://c', 'wss://l', 11, 12, 'Token generation 1');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let r = s.gateway("g".into()).await.unwrap().last_report.unwrap();
+        assert_eq!(
+            (r.at.as_str(), r.peer.as_str(), r.auth.as_str()),
+            (
+                "2026-12-01T00:00:00.000Z",
+                "192.0.2.1:4000",
+                "Token generation 1"
+            )
+        );
+        assert_eq!(
+            (r.station.as_str(), r.package.as_deref()),
+            ("2.0.6", Some("1.0.0"))
+        );
+        assert_eq!((r.keys, r.cups_cred_crc, r.tc_cred_crc), (vec![7], 11, 12));
+        assert_eq!(r.cups_uri.as_deref(), Some("https://c"));
+        assert!(s
+            .gateway("never".into())
+            .await
+            .unwrap()
+            .last_report
+            .is_none());
+        let f = s
+            .fleet("2026-11-30T00:00:00.000Z".into(), 10)
+            .await
+            .unwrap();
+        assert_eq!((f.gateways, f.never_polled), (2, 1));
+        assert_eq!((f.versions[0].gateways, f.versions[0].online), (1, 1));
+    }
+
+    #[tokio::test]
     async fn the_epoch_counts_writes_polls_read_and_not_contact_times() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db.sqlite")).unwrap();
@@ -301,9 +339,11 @@ mod tests {
         let e0 = s.epoch();
         exec(
             "INSERT INTO gateways (id, eui, name, created_at) VALUES ('g', 7, 'g', 'x');
-             INSERT INTO cups_reports (gateway_id, at, peer, station, model, keys,
-                 cups_cred_crc, tc_cred_crc, auth)
-             VALUES ('g', '2026-01-01T00:00:00.000Z', 'p', 's', 'm', '[]', 0, 0, 'a');",
+             INSERT INTO cups_reports (gateway_id, eui, station, model, keys,
+                 cups_cred_crc, tc_cred_crc)
+             VALUES ('g', 7, 's', 'm', '[]', 0, 0);
+             INSERT INTO cups_contacts (eui, at, peer, auth)
+             VALUES (7, '2026-01-01T00:00:00.000Z', 'p', 'a');",
         )
         .await
         .unwrap();
@@ -317,7 +357,7 @@ mod tests {
             .await
             .unwrap();
         let at: String = s
-            .run(|c| Ok(c.query_row("SELECT at FROM cups_reports", [], |r| r.get(0))?))
+            .run(|c| Ok(c.query_row("SELECT at FROM cups_contacts", [], |r| r.get(0))?))
             .await
             .unwrap();
         assert_eq!(at, "2026-01-02T00:00:00.000Z", "the contact was written");
@@ -326,6 +366,11 @@ mod tests {
         assert_eq!(s.epoch(), e0 + 3, "a report written by a poll counts");
         exec("DELETE FROM gateways").await.unwrap();
         assert_eq!(s.epoch(), e0 + 5, "the gateway and, by cascade, its report");
+        let left: i64 = s
+            .run(|c| Ok(c.query_row("SELECT count(*) FROM cups_contacts", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "its contact went with it");
         let changes = Changes::default();
         for table in NOT_READ_BY_POLLS {
             changes.note(table);
