@@ -95,14 +95,15 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let limits = &app.config.limits;
     let configs = app.tls.server.clone();
+    let station_configs = Arc::new(configs.without_session_cache());
     let cups_addr = listeners.cups.local_addr().ok();
     let api_addr = listeners.api.local_addr().ok();
     let lns_addr = listeners.lns.local_addr().ok();
 
-    let face = |name: &'static str, router: Router, tls: bool| Face {
+    let face = |name: &'static str, router: Router, tls: Option<&Arc<ServerConfigs>>| Face {
         name,
         router,
-        tls: tls.then(|| FaceTls {
+        tls: tls.map(|configs| FaceTls {
             configs: configs.clone(),
             admission: Admission::new(
                 name,
@@ -116,11 +117,23 @@ pub async fn run(app: App, listeners: Listeners, shutdown: CancellationToken) {
         header_timeout: Duration::from_secs(limits.header_timeout_secs),
         send_stall: Duration::from_secs(limits.send_stall_secs),
     };
-    let cups = face("cups", crate::cups::router(app.clone()), true);
-    let api = face("api", crate::api::router(app.clone()), app.config.api.tls);
+    let cups = face(
+        "cups",
+        crate::cups::router(app.clone()),
+        Some(&station_configs),
+    );
+    let api = face(
+        "api",
+        crate::api::router(app.clone()),
+        app.config.api.tls.then_some(&configs),
+    );
     // Handshakes and upgrades share this limit; open sessions are bounded
     // separately by [lns] max_connections.
-    let lns = face("lns", crate::lns::router(app.clone()), true);
+    let lns = face(
+        "lns",
+        crate::lns::router(app.clone()),
+        Some(&station_configs),
+    );
     tracker.spawn(accept_loop(
         cups,
         listeners.cups,

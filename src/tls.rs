@@ -244,6 +244,25 @@ impl ServerConfigs {
         }
     }
 
+    /// The same configs without a session cache, for the listeners only Basics
+    /// Station talks to (CUPS, LNS). Station never resumes a session: every
+    /// connection gets a fresh mbedTLS context, and its `tls.c` never saves or
+    /// restores one. Storing each session was pure cost there, and a cache of a
+    /// few hundred entries would not hit in a fleet of thousands anyway. The API
+    /// keeps the cache for browsers and scripts.
+    pub fn without_session_cache(&self) -> ServerConfigs {
+        let strip = |c: &Arc<ServerConfig>| {
+            let mut c = ServerConfig::clone(c);
+            c.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            Arc::new(c)
+        };
+        ServerConfigs {
+            x25519: strip(&self.x25519),
+            p256: strip(&self.p256),
+            fallback: strip(&self.fallback),
+        }
+    }
+
     /// The config for this ClientHello (a hello without the groups extension
     /// gets the fallback, where rustls refuses it as before).
     pub fn for_hello(&self, hello: &ClientHello<'_>) -> &Arc<ServerConfig> {

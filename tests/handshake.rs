@@ -146,6 +146,35 @@ async fn station_hello_gets_x25519_or_else_p256_on_every_tls_listener() {
     }
 }
 
+/// How the second of two handshakes with `addr` went, with one client config
+/// (and so one client session cache) for both.
+async fn second_handshake(addr: SocketAddr, cfg: ClientConfig) -> rustls::HandshakeKind {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let mut kind = None;
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"));
+        kind = tls.get_ref().1.handshake_kind();
+    }
+    kind.expect("the handshake finished")
+}
+
+#[tokio::test]
+async fn station_listeners_keep_no_sessions_and_the_api_resumes() {
+    let srv = TestServer::start_with(|c| c.api.tls = true).await;
+    let r = &srv.running;
+    for (face, addr) in [("cups", r.cups_addr), ("lns", r.lns_addr)] {
+        let kind = second_handshake(addr, client(&srv, station_groups(), false)).await;
+        assert_eq!(kind, rustls::HandshakeKind::Full, "{face}");
+    }
+    // the API keeps its cache, so the scaffolding above can tell the difference
+    let kind = second_handshake(r.api_addr, client(&srv, station_groups(), false)).await;
+    assert_eq!(kind, rustls::HandshakeKind::Resumed, "api");
+}
+
 /// A TCP connection from `from` to `to` that never sends a byte.
 async fn bare(from: std::net::IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
     let s = TcpSocket::new_v4()?;
