@@ -2,8 +2,8 @@
 # Console and metrics render times with a large fleet (issue 11's figures): seeds
 # N gateways (90% with a CUPS report, in 6 versions) straight into a fresh
 # database, starts the release server, signs in, and times LOADS loads each of the
-# Fleet page, a Gateways list page, a Gateways search and /metrics with curl
-# (p50/p95/max of time_total, milliseconds). Only talks to 127.0.0.1; everything
+# Fleet page, a Gateways list page, a Gateways search, /metrics and the API's
+# GET /fleet (issue 10's figure) with curl (p50/p95/max of time_total, milliseconds). Only talks to 127.0.0.1; everything
 # lives in a temp dir removed on exit (KEEP=1 keeps it).
 #
 #   bash scripts/bench-console.sh            # N=100000 LOADS=100
@@ -94,4 +94,5 @@ measure fleet -b "$COOKIE" "$B/console/"
 measure gateways-list -b "$COOKIE" "$B/console/wireless-gateways?after=00010000"
 measure gateways-search -b "$COOKIE" "$B/console/wireless-gateways?q=gw-9999"
 measure metrics -H "Authorization: Bearer $TOKEN" "$B/metrics"
+measure fleet-api -H "Authorization: Bearer $TOKEN" "$B/fleet"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
