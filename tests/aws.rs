@@ -263,6 +263,27 @@ async fn s3_objects_put_get_head_list_delete() {
     );
     let a = aws.s3(Method::HEAD, "/fw-bucket/bad.bin", vec![]).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // A method a resource does not take gets S3's error document, not a bare 405;
+    // POST (DeleteObjects and the like) is an operation we lack.
+    let a = aws
+        .s3(Method::PATCH, "/fw-bucket/gw/update.bin", vec![])
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        a.text().contains("<Code>MethodNotAllowed</Code>"),
+        "{}",
+        a.text()
+    );
+    let a = aws
+        .s3(Method::POST, "/fw-bucket?delete", b"<Delete/>".to_vec())
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(
+        a.text().contains("<Code>NotImplemented</Code>"),
+        "{}",
+        a.text()
+    );
 }
 
 #[tokio::test]

@@ -52,18 +52,36 @@ pub fn routes() -> OpenApiRouter<App> {
 pub fn router(app: App) -> Router {
     let (routes, _) = routes().split_for_parts();
     let s3 = routes
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                "this S3 operation is not supported here; see docs/src/aws.md",
-            )
-        })
+        .fallback(|| async { unsupported() })
+        .method_not_allowed_fallback(wrong_method)
         .with_state(app);
     // A layer on a router runs after its routing, so the rewrite wraps it.
     Router::new()
         .fallback_service(s3)
         .layer(axum::middleware::map_request(bucket_slash))
+}
+
+fn unsupported() -> Response {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        "NotImplemented",
+        "this S3 operation is not supported here; see docs/src/aws.md",
+    )
+}
+
+/// A path we serve with a method we do not. S3 sends `POST` only for operations
+/// (DeleteObjects, multipart uploads, restores): those are unsupported here, as
+/// S3 would say of an operation it lacks. Any other method is S3's own
+/// `MethodNotAllowed`.
+async fn wrong_method(method: axum::http::Method) -> Response {
+    if method == axum::http::Method::POST {
+        return unsupported();
+    }
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        &format!("{method} is not allowed against this resource; buckets take GET, HEAD and PUT, objects GET, HEAD, PUT and DELETE"),
+    )
 }
 
 /// The SDKs address a bucket as `/bucket/`: the same bucket operations as
