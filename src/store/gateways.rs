@@ -173,10 +173,14 @@ pub(super) fn upsert_report(
     gateway_id: &str,
     r: &CupsReport,
 ) -> Result<(), StoreError> {
+    // A gateway deleted since the poll began: NotFound, and nothing is written.
+    let eui: i64 = conn
+        .prepare_cached("SELECT eui FROM gateways WHERE id = ?1")?
+        .query_row([gateway_id], |row| row.get(0))?;
     conn.prepare_cached(
         "INSERT INTO cups_reports (gateway_id, eui, station, model, package, keys,
              cups_uri, tc_uri, cups_cred_crc, tc_cred_crc)
-         SELECT ?1, eui, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM gateways WHERE id = ?1
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (gateway_id) DO UPDATE SET
              station = excluded.station, model = excluded.model, package = excluded.package,
              keys = excluded.keys, cups_uri = excluded.cups_uri, tc_uri = excluded.tc_uri,
@@ -184,6 +188,7 @@ pub(super) fn upsert_report(
     )?
     .execute(params![
         gateway_id,
+        eui,
         r.station,
         r.model,
         r.package,
@@ -194,12 +199,11 @@ pub(super) fn upsert_report(
         r.tc_cred_crc,
     ])?;
     conn.prepare_cached(
-        "INSERT INTO cups_contacts (eui, at, peer, auth)
-         SELECT eui, ?2, ?3, ?4 FROM gateways WHERE id = ?1
+        "INSERT INTO cups_contacts (eui, at, peer, auth) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (eui) DO UPDATE SET at = excluded.at, peer = excluded.peer,
              auth = excluded.auth",
     )?
-    .execute(params![gateway_id, r.at, r.peer, r.auth])?;
+    .execute(params![eui, r.at, r.peer, r.auth])?;
     Ok(())
 }
 
